@@ -1,0 +1,144 @@
+"""The ``shadowtap`` command.
+
+    shadowtap kafka start|stop|status     a local Apache Kafka for the demo and development
+    shadowtap topics create|describe      the topics of DESIGN.md, from configuration
+
+Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--bootstrap``.
+Without either, a local broker started by ``shadowtap kafka start`` is found by itself.
+Each command's handler imports what it needs, so ``shadowtap --help`` stays fast and the
+capture-only install can still run the commands that need nothing more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shadowtap import __version__
+from shadowtap.config import KafkaSettings, Settings
+from shadowtap.errors import ShadowtapError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def console() -> Any:
+    """A rich console on stderr, or a plain stand-in when rich is not installed."""
+    try:
+        from rich.console import Console
+    except ImportError:  # capture-only install: plain output is enough
+
+        class _Plain:
+            def print(self, *objects: object, **_: object) -> None:
+                print(*objects, file=sys.stderr)
+
+        return _Plain()
+    return Console(stderr=True, highlight=False)
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    """Settings from --config/env, with --bootstrap or a running local broker filled in."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "bootstrap", None):
+        overrides["kafka"] = {"bootstrap": args.bootstrap}
+    settings = Settings.load(getattr(args, "config", None), overrides=overrides)
+    if not overrides and settings.kafka.bootstrap == KafkaSettings().bootstrap:
+        from shadowtap.devkafka import LocalKafka
+
+        local = LocalKafka().status()
+        if local is not None and local.bootstrap != settings.kafka.bootstrap:
+            settings = Settings.load(
+                getattr(args, "config", None), overrides={"kafka": {"bootstrap": local.bootstrap}}
+            )
+    return settings
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    from shadowtap.devkafka import LocalKafka, docker_available
+
+    out = console()
+    local = LocalKafka(args.name)
+    if args.action == "status":
+        broker = local.status()
+        out.print(f"running: {broker.describe()}" if broker else f"not running ({args.name})")
+        return 0 if broker else 1
+    if args.action == "stop":
+        stopped = local.stop()
+        out.print("stopped" if stopped else f"not running ({args.name})")
+        return 0
+    if docker_available():
+        out.print("[dim]a Docker engine answers; `shadowtap kafka start` runs the local JVM broker[/dim]")
+    started_at = time.monotonic()
+    broker, started = local.start(progress=lambda msg: out.print(f"[cyan]•[/cyan] {msg}"))
+    if started:
+        out.print(f"[green]started[/green] {broker.describe()} in {time.monotonic() - started_at:.1f}s")
+    else:
+        out.print(f"[yellow]already running[/yellow] {broker.describe()}")
+    print(broker.bootstrap)
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from shadowtap.kafka import create_topics, describe_topics
+
+    out = console()
+    settings = load_settings(args)
+    if args.action == "create":
+        for name, state in create_topics(settings).items():
+            colour = "green" if state == "created" else "dim"
+            out.print(f"[{colour}]{state:8}[/{colour}] {name}")
+        return 0
+    missing = 0
+    for spec, info in zip(
+        (settings.topics.captured, settings.topics.mirror, settings.topics.results, settings.topics.dlq),
+        describe_topics(settings),
+        strict=True,
+    ):
+        if info is None:
+            missing += 1
+            out.print(f"[red]missing [/red] {spec}")
+        else:
+            hours = f"{info.retention_ms / 3_600_000:g}h" if info.retention_ms is not None else "?"
+            out.print(
+                f"{info.name}: partitions={info.partitions} replication={info.replication_factor} "
+                f"retention={hours}"
+            )
+    return 1 if missing else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML settings file (default: $SHADOWTAP_CONFIG)")
+    common.add_argument("--bootstrap", help="Kafka bootstrap servers (default: settings)")
+
+    parser = argparse.ArgumentParser(prog="shadowtap", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"shadowtap {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kafka = sub.add_parser("kafka", help="run a local Apache Kafka for demo and development")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument("--name", default="default", help="instance name (default: default)")
+    kafka.set_defaults(handler=_kafka)
+
+    topics = sub.add_parser("topics", parents=[common], help="create or describe the topics")
+    topics.add_argument("action", choices=["create", "describe"])
+    topics.set_defaults(handler=_topics)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ShadowtapError as exc:
+        console().print(f"[red]error:[/red] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""A local single-node Apache Kafka (KRaft) for the demo and the tests.
+
+The broker is resolved in this order (``resolve_broker``):
+
+1. ``SHADOWTAP_BOOTSTRAP``: an existing cluster, used as it is;
+2. a Docker engine that answers: the official ``apache/kafka`` image through testcontainers;
+3. Apache Kafka assembled from Maven Central (``org.apache.kafka:kafka_2.13`` and its runtime
+   dependencies, fetched once with Maven into the cache directory) and run with the
+   machine's Java: ``StorageTool format``, then ``kafka.Kafka server.properties``.
+
+``SHADOWTAP_DEVKAFKA=local`` skips Docker. ``shadowtap kafka start|stop|status`` drives (3)
+as a background process that outlives the command; its state lives in
+``<cache>/run/<name>/broker.json`` and its log in ``<cache>/run/<name>/kafka.log``. The cache
+is ``SHADOWTAP_CACHE_DIR``, else ``$XDG_CACHE_HOME/shadowtap``, else ``~/.cache/shadowtap``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from shadowtap.config import KafkaSettings
+from shadowtap.errors import DevKafkaError, KafkaError
+from shadowtap.kafka import wait_for_broker
+
+KAFKA_VERSION = "3.9.1"
+SCALA_VERSION = "2.13"
+IMAGE = f"apache/kafka:{KAFKA_VERSION}"
+# slf4j has no binding in Kafka's runtime dependencies; without one the broker logs nothing.
+_LOGGING_JAR = "org.slf4j:slf4j-simple:1.7.36"
+_JVM_OPTS = ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+
+# One broker configuration for both the local process and the Docker image.
+BROKER_PROPERTIES = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "num.partitions": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "10",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "auto.create.topics.enable": "true",
+    "log.retention.check.interval.ms": "60000",
+}
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """A broker shadowtap can talk to, and where it came from."""
+
+    bootstrap: str
+    kind: str  # "external" | "docker" | "local"
+    pid: int | None = None
+    log: str | None = None
+    version: str = KAFKA_VERSION
+
+    def describe(self) -> str:
+        where = {"external": "existing cluster", "docker": IMAGE, "local": f"Apache Kafka {self.version} (local JVM)"}
+        extra = f", pid {self.pid}, log {self.log}" if self.pid else ""
+        return f"{self.bootstrap} ({where[self.kind]}{extra})"
+
+
+def cache_dir() -> Path:
+    if os.environ.get("SHADOWTAP_CACHE_DIR"):
+        return Path(os.environ["SHADOWTAP_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shadowtap"
+
+
+def jars_dir() -> Path:
+    return cache_dir() / f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}" / "libs"
+
+
+def ensure_jars(progress: Progress = lambda _msg: None) -> Path:
+    """Fetch the broker's jars from Maven Central once; return the directory holding them."""
+    libs = jars_dir()
+    done = libs.parent / ".complete"
+    if done.exists():
+        return libs
+    java, mvn = shutil.which("java"), shutil.which("mvn")
+    if java is None:
+        raise DevKafkaError(
+            "Java is not installed: the local Kafka broker needs a Java 17+ runtime "
+            "(Debian: apt-get install openjdk-17-jre-headless), or set SHADOWTAP_BOOTSTRAP "
+            "to an existing cluster"
+        )
+    if mvn is None:
+        raise DevKafkaError(
+            "Maven is not installed: it fetches Apache Kafka's jars from Maven Central once "
+            "(Debian: apt-get install maven), or set SHADOWTAP_BOOTSTRAP to an existing cluster"
+        )
+    progress(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs}")
+    libs.mkdir(parents=True, exist_ok=True)
+    group, artifact, version = _LOGGING_JAR.split(":")
+    pom = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>shadowtap</groupId><artifactId>devkafka</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_{SCALA_VERSION}</artifactId>
+      <version>{KAFKA_VERSION}</version></dependency>
+    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>
+      <version>{version}</version></dependency>
+  </dependencies>
+</project>
+"""
+    with tempfile.TemporaryDirectory(prefix="shadowtap-mvn-") as work:
+        Path(work, "pom.xml").write_text(pom)
+        cmd = [
+            mvn, "-B", "-q", "-f", str(Path(work, "pom.xml")),
+            "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise DevKafkaError(
+            f"Maven could not fetch org.apache.kafka:kafka_{SCALA_VERSION}:{KAFKA_VERSION} "
+            f"(exit {proc.returncode}); is Maven Central reachable?\n{tail}"
+        )
+    if not any(libs.glob(f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar")):
+        raise DevKafkaError(f"Maven finished but {libs} holds no Kafka jar")
+    done.write_text(KAFKA_VERSION)
+    return libs
+
+
+def free_port(preferred: int | None = None) -> int:
+    """``preferred`` if it is free on 127.0.0.1, else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise DevKafkaError("no free TCP port on 127.0.0.1")
+
+
+class LocalKafka:
+    """One named local broker process: start (or find running), status, stop."""
+
+    def __init__(self, name: str = "default", *, preferred_port: int | None = 9092) -> None:
+        self.name = name
+        self.home = cache_dir() / "run" / name
+        self.preferred_port = preferred_port
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "broker.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "kafka.log"
+
+    def status(self) -> Broker | None:
+        """The running broker of this name, or None (a stale state file is removed)."""
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        broker = Broker(**state)
+        if broker.pid and _alive(broker.pid):
+            with contextlib.suppress(KafkaError):
+                wait_for_broker(KafkaSettings(bootstrap=broker.bootstrap), timeout=5)
+                return broker
+            return broker  # alive but not answering yet: still ours, do not start another
+        self.state_file.unlink(missing_ok=True)
+        return None
+
+    def start(
+        self, *, fresh: bool = False, timeout: float = 90.0, progress: Progress = lambda _m: None
+    ) -> tuple[Broker, bool]:
+        """Start the broker unless it runs; return it and whether this call started it."""
+        running = self.status()
+        if running is not None:
+            return running, False
+        libs = ensure_jars(progress)
+        java = shutil.which("java")
+        assert java is not None  # ensure_jars checked
+        data = self.home / "data"
+        if fresh and data.exists():
+            shutil.rmtree(data)
+        self.home.mkdir(parents=True, exist_ok=True)
+        port = free_port(self.preferred_port)
+        controller = free_port()
+        props = self.home / "server.properties"
+        props.write_text(
+            _render(
+                {
+                    **BROKER_PROPERTIES,
+                    "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                    "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+                    "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+                    "log.dirs": str(data),
+                }
+            )
+        )
+        classpath = f"{libs}/*"
+        if not (data / "meta.properties").exists():
+            progress("formatting storage")
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            fmt = subprocess.run(
+                [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if fmt.returncode != 0:
+                raise DevKafkaError(f"kafka-storage format failed: {fmt.stderr.strip()[-800:]}")
+        progress(f"starting Apache Kafka {KAFKA_VERSION} on 127.0.0.1:{port}")
+        log = self.log_file.open("ab")
+        proc = subprocess.Popen(
+            [java, *_JVM_OPTS, "-cp", classpath, "kafka.Kafka", str(props)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        broker = Broker(f"127.0.0.1:{port}", "local", proc.pid, str(self.log_file))
+        self.state_file.write_text(json.dumps(asdict(broker)))
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                self.state_file.unlink(missing_ok=True)
+                raise DevKafkaError(
+                    f"Kafka exited with code {proc.returncode} during start-up; see {self.log_file}:\n"
+                    + _tail(self.log_file)
+                )
+            try:
+                wait_for_broker(KafkaSettings(bootstrap=broker.bootstrap), timeout=2)
+                return broker, True
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise DevKafkaError(
+                        f"Kafka did not answer within {timeout:.0f}s; see {self.log_file}"
+                    ) from None
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker cleanly (SIGTERM, then SIGKILL); return whether one was running."""
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return False
+        pid = state.get("pid")
+        self.state_file.unlink(missing_ok=True)
+        if not pid or not _alive(pid):
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        return True
+
+
+@contextlib.contextmanager
+def resolve_broker(
+    name: str = "default", *, fresh: bool = False, progress: Progress = lambda _m: None
+) -> Iterator[Broker]:
+    """Yield a running broker (existing cluster → Docker → local JVM), cleaning up after."""
+    bootstrap = os.environ.get("SHADOWTAP_BOOTSTRAP")
+    if bootstrap:
+        wait_for_broker(KafkaSettings(bootstrap=bootstrap), timeout=30)
+        yield Broker(bootstrap, "external")
+        return
+    if os.environ.get("SHADOWTAP_DEVKAFKA", "") != "local" and docker_available():
+        with _docker_broker(progress) as broker:
+            yield broker
+        return
+    local = LocalKafka(name, preferred_port=None if name != "default" else 9092)
+    broker, started = local.start(fresh=fresh, progress=progress)
+    try:
+        yield broker
+    finally:
+        if started:
+            local.stop()
+
+
+def docker_available(timeout: float = 1.0) -> bool:
+    """True when a Docker engine answers ``GET /_ping`` (not merely when the client exists)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(host[len("unix://") :])
+        elif host.startswith("tcp://"):
+            hostname, _, port = host[len("tcp://") :].partition(":")
+            sock = socket.create_connection((hostname, int(port or 2375)), timeout=timeout)
+        else:
+            return False
+        with sock:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status_line = sock.recv(64)
+        return status_line.startswith(b"HTTP/1.") and b" 200 " in status_line
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _docker_broker(progress: Progress) -> Iterator[Broker]:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    port = free_port()
+    env = {
+        **BROKER_PROPERTIES,
+        "listeners": "PLAINTEXT://0.0.0.0:9092,CONTROLLER://127.0.0.1:9093",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.quorum.voters": "1@127.0.0.1:9093",
+    }
+    container = DockerContainer(IMAGE).with_bind_ports(9092, port)
+    for key, value in env.items():
+        container = container.with_env("KAFKA_" + key.upper().replace(".", "_"), value)
+    progress(f"starting {IMAGE} in Docker")
+    with container:
+        wait_for_logs(container, "Kafka Server started", timeout=120)
+        bootstrap = f"127.0.0.1:{port}"
+        wait_for_broker(KafkaSettings(bootstrap=bootstrap), timeout=30)
+        yield Broker(bootstrap, "docker")
+
+
+def _render(props: dict[str, Any]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (ours, not yet reaped) is not a running broker.
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -1,0 +1,263 @@
+"""The wire format: one captured HTTP exchange, envelope v1.
+
+A Kafka record's value is one envelope encoded with orjson::
+
+    {"v": 1, "id": "0193…", "ts": 1732400000000, "source": "checkout",
+     "method": "POST", "scheme": "https", "host": "shop.example", "path": "/api/cart",
+     "query": "a=1&a=2", "headers": [["content-type", "application/json"], …],
+     "body": "<base64>", "body_size": 1024, "truncated": false, "client": "10.0.0.7",
+     "response": {"status": 200, "headers": [...], "body": "<base64>", "duration_ms": 3.2},
+     "meta": {"sampled": true, …}}
+
+Header names and values are ``str``; raw bytes from ASGI are decoded as latin-1, which is
+lossless (every byte maps to one code point) and what WSGI does too. ``body`` is absent when
+empty. Unknown fields are ignored so that v1 can grow; an unknown major version is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from shadowtap.errors import EnvelopeError
+
+VERSION = 1
+
+Headers = list[tuple[str, str]]
+
+
+def new_id() -> str:
+    """A UUIDv7 string: time-ordered, so ids sort by arrival (RFC 9562)."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 66) << 64 | 0b10 << 62
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(slots=True)
+class Response:
+    """The production (or shadow) response attached to a request."""
+
+    status: int
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+    duration_ms: float = 0.0
+    body_size: int = 0
+    truncated: bool = False
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One HTTP request as captured, with what each stage did to it in ``meta``."""
+
+    method: str
+    path: str
+    id: str = field(default_factory=new_id)
+    ts: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+    source: str = ""
+    scheme: str = "http"
+    host: str = ""
+    query: str = ""
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+    body_size: int = 0
+    truncated: bool = False
+    client: str = ""
+    response: Response | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    @property
+    def target(self) -> str:
+        """Path with the raw query string, as it appeared on the request line."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+def to_dict(env: Envelope) -> dict[str, Any]:
+    """The JSON-ready mapping of an envelope (bodies base64, empty body omitted)."""
+    out: dict[str, Any] = {
+        "v": VERSION,
+        "id": env.id,
+        "ts": env.ts,
+        "source": env.source,
+        "method": env.method,
+        "scheme": env.scheme,
+        "host": env.host,
+        "path": env.path,
+        "query": env.query,
+        "headers": env.headers,
+        "body_size": env.body_size,
+        "truncated": env.truncated,
+        "client": env.client,
+    }
+    if env.body:
+        out["body"] = base64.b64encode(env.body).decode("ascii")
+    if env.response is not None:
+        r = env.response
+        resp: dict[str, Any] = {
+            "status": r.status,
+            "headers": r.headers,
+            "duration_ms": r.duration_ms,
+            "body_size": r.body_size,
+            "truncated": r.truncated,
+        }
+        if r.body:
+            resp["body"] = base64.b64encode(r.body).decode("ascii")
+        out["response"] = resp
+    if env.meta:
+        out["meta"] = env.meta
+    return out
+
+
+def encode(env: Envelope) -> bytes:
+    """Serialize an envelope to the bytes of a Kafka record value."""
+    return orjson.dumps(to_dict(env))
+
+
+def decode(data: bytes | bytearray | memoryview | str) -> Envelope:
+    """Parse and validate a record value; raise EnvelopeError saying what is wrong."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError("not-json", f"record is not JSON: {exc}") from exc
+    return from_dict(raw)
+
+
+def from_dict(raw: Any) -> Envelope:
+    """Validate a decoded JSON value and build an Envelope from it."""
+    if not isinstance(raw, dict):
+        raise EnvelopeError("bad-type", f"envelope must be a JSON object, got {_kind(raw)}")
+    version = raw.get("v")
+    if version is None:
+        raise EnvelopeError("missing-field", "envelope has no 'v' (schema version) field")
+    if type(version) is not int:
+        raise EnvelopeError("bad-type", f"field 'v' must be an integer, got {_kind(version)}")
+    if version != VERSION:
+        raise EnvelopeError(
+            "unsupported-version",
+            f"envelope version {version} is not supported (this shadowtap reads v{VERSION})",
+        )
+    response = raw.get("response")
+    meta = raw.get("meta", {})
+    if not isinstance(meta, dict):
+        raise EnvelopeError("bad-type", f"field 'meta' must be an object, got {_kind(meta)}")
+    return Envelope(
+        id=_req(raw, "id", str),
+        ts=_req(raw, "ts", int),
+        source=_req(raw, "source", str),
+        method=_req(raw, "method", str),
+        scheme=_req(raw, "scheme", str),
+        host=_req(raw, "host", str),
+        path=_req(raw, "path", str),
+        query=_req(raw, "query", str),
+        headers=_headers(raw, "headers"),
+        body=_body(raw, "body"),
+        body_size=_req(raw, "body_size", int),
+        truncated=_req(raw, "truncated", bool),
+        client=_req(raw, "client", str),
+        response=None if response is None else _response(response),
+        meta=meta,
+    )
+
+
+def _response(raw: Any) -> Response:
+    if not isinstance(raw, dict):
+        raise EnvelopeError("bad-type", f"field 'response' must be an object, got {_kind(raw)}")
+    duration = raw.get("duration_ms", 0.0)
+    if type(duration) not in (int, float):
+        raise EnvelopeError(
+            "bad-type", f"field 'response.duration_ms' must be a number, got {_kind(duration)}"
+        )
+    return Response(
+        status=_req(raw, "status", int, "response."),
+        headers=_headers(raw, "headers", "response."),
+        body=_body(raw, "body", "response."),
+        duration_ms=float(duration),
+        body_size=_opt(raw, "body_size", int, 0, "response."),
+        truncated=_opt(raw, "truncated", bool, False, "response."),
+    )
+
+
+def _req(raw: dict[str, Any], name: str, kind: type, prefix: str = "") -> Any:
+    if name not in raw:
+        raise EnvelopeError("missing-field", f"envelope has no '{prefix}{name}' field")
+    return _check(raw[name], name, kind, prefix)
+
+
+def _opt(raw: dict[str, Any], name: str, kind: type, default: Any, prefix: str = "") -> Any:
+    return _check(raw[name], name, kind, prefix) if name in raw else default
+
+
+def _check(value: Any, name: str, kind: type, prefix: str) -> Any:
+    # bool is a subclass of int in Python but not in JSON: compare types exactly.
+    if type(value) is not kind:
+        raise EnvelopeError(
+            "bad-type",
+            f"field '{prefix}{name}' must be {kind.__name__}, got {_kind(value)}",
+        )
+    return value
+
+
+def _headers(raw: dict[str, Any], name: str, prefix: str = "") -> Headers:
+    value = _req(raw, name, list, prefix)
+    out: Headers = []
+    for i, pair in enumerate(value):
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and type(pair[0]) is str
+            and type(pair[1]) is str
+        ):
+            raise EnvelopeError(
+                "bad-type",
+                f"field '{prefix}{name}[{i}]' must be a [name, value] pair of strings, "
+                f"got {orjson.dumps(pair).decode()[:80]}",
+            )
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _body(raw: dict[str, Any], name: str, prefix: str = "") -> bytes:
+    value = _opt(raw, name, str, "", prefix)
+    if not value:
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EnvelopeError("bad-base64", f"field '{prefix}{name}' is not base64: {exc}") from exc
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def kafka_headers(env: Envelope) -> list[tuple[str, bytes]]:
+    """Kafka record headers for cheap routing without decoding the value."""
+    out = [("method", env.method.encode()), ("path", env.path.encode("utf-8", "replace"))]
+    content_type = env.header("content-type")
+    if content_type:
+        out.append(("content-type", content_type.encode("latin-1", "replace")))
+    return out

@@ -1,0 +1,61 @@
+"""One exception tree for shadowtap.
+
+Library errors (confluent-kafka, httpx, Presidio, TOML) are converted at the boundary with
+``raise ... from exc`` so callers catch ours::
+
+    ShadowtapError
+    ├── ConfigError            bad settings: names the key and the fix
+    ├── EnvelopeError          a record that is not a valid envelope (goes to the DLQ)
+    ├── KafkaError             the broker could not be reached or refused an operation
+    │   └── DevKafkaError      the local development broker could not be set up or started
+    ├── ScrubError             a record could not be scrubbed (fail closed: DLQ)
+    └── ReplayError            a delivery to a target failed
+        ├── RetryableReplayError   may succeed later (connection refused, 503, timeout)
+        └── PermanentReplayError   will not succeed (blocked by policy, 4xx, bad request)
+"""
+
+from __future__ import annotations
+
+
+class ShadowtapError(Exception):
+    """Base of every error shadowtap raises on purpose."""
+
+
+class ConfigError(ShadowtapError):
+    """A setting is missing, unknown or has a bad value."""
+
+
+class EnvelopeError(ShadowtapError):
+    """A record could not be decoded as an envelope.
+
+    ``reason`` is a short stable code (``not-json``, ``missing-field``, ``bad-type``,
+    ``unsupported-version``, ``bad-base64``) used in DLQ headers and metrics labels.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class KafkaError(ShadowtapError):
+    """The broker could not be reached or refused an operation."""
+
+
+class DevKafkaError(KafkaError):
+    """The local development broker could not be fetched, started or stopped."""
+
+
+class ScrubError(ShadowtapError):
+    """A record could not be scrubbed; it must not reach the mirror topic."""
+
+
+class ReplayError(ShadowtapError):
+    """A delivery to a target failed."""
+
+
+class RetryableReplayError(ReplayError):
+    """A delivery failure that may succeed when tried again."""
+
+
+class PermanentReplayError(ReplayError):
+    """A delivery failure that will not succeed when tried again."""

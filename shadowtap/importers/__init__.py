@@ -1,0 +1,1 @@
+"""Import: turn traffic captured elsewhere (GoReplay files, pcap) into envelopes."""

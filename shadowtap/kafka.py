@@ -1,0 +1,174 @@
+"""confluent-kafka factories and the topics of DESIGN.md.
+
+Every stage builds its clients here so that bootstrap servers, security properties and
+compression are configured in one place::
+
+    producer = make_producer(settings.kafka, {"linger.ms": 5})
+    consumer = make_consumer(settings.kafka, group="staging")
+    create_topics(settings)          # idempotent: existing topics are left as they are
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from shadowtap.config import KafkaSettings, Settings, TopicSettings
+from shadowtap.errors import KafkaError
+
+_HOUR_MS = 3_600_000
+# librdkafka's own log lines go through Python logging instead of raw stderr.
+LIBRDKAFKA_LOGGER = logging.getLogger("shadowtap.librdkafka")
+
+
+def client_config(kafka: KafkaSettings, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """librdkafka properties shared by every client, then ``kafka.librdkafka``, then ``extra``."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap,
+        "client.id": kafka.client_id,
+        "logger": LIBRDKAFKA_LOGGER,
+    }
+    conf.update(kafka.librdkafka)
+    conf.update(extra or {})
+    return conf
+
+
+def make_producer(kafka: KafkaSettings, extra: Mapping[str, Any] | None = None) -> Producer:
+    """A producer with idempotence-friendly defaults; ``extra`` overrides them."""
+    base = {
+        "compression.type": kafka.compression,
+        "linger.ms": 5,
+        "acks": "all",
+        "enable.idempotence": True,
+    }
+    return Producer(client_config(kafka, {**base, **(extra or {})}))
+
+
+def make_consumer(
+    kafka: KafkaSettings, group: str, extra: Mapping[str, Any] | None = None
+) -> Consumer:
+    """A consumer in ``group`` that commits only when told (at-least-once)."""
+    base = {
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+    return Consumer(client_config(kafka, {**base, **(extra or {})}))
+
+
+def make_admin(kafka: KafkaSettings, extra: Mapping[str, Any] | None = None) -> AdminClient:
+    return AdminClient(client_config(kafka, extra))
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic as shadowtap wants it."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    retention_ms: int
+
+    @property
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms)}
+
+
+def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
+    """The four topics of DESIGN.md with their configured size and retention."""
+
+    def spec(name: str, hours: float) -> TopicSpec:
+        return TopicSpec(name, topics.partitions, topics.replication_factor, int(hours * _HOUR_MS))
+
+    return [
+        spec(topics.captured, topics.captured_retention_hours),
+        spec(topics.mirror, topics.mirror_retention_hours),
+        spec(topics.results, topics.results_retention_hours),
+        spec(topics.dlq, topics.dlq_retention_hours),
+    ]
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
+    """Create missing topics; return ``{name: "created" | "exists"}``. Safe to run twice."""
+    admin = make_admin(settings.kafka)
+    specs = topic_specs(settings.topics)
+    existing = set(_list_topics(admin, timeout))
+    wanted = [s for s in specs if s.name not in existing]
+    result = {s.name: "exists" for s in specs if s.name in existing}
+    if wanted:
+        futures = admin.create_topics(
+            [NewTopic(s.name, s.partitions, s.replication_factor, config=s.config) for s in wanted],
+            operation_timeout=timeout,
+            request_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+                result[name] = "created"
+            except KafkaException as exc:
+                if exc.args and getattr(exc.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                    result[name] = "exists"
+                else:
+                    raise KafkaError(f"could not create topic {name}: {exc}") from exc
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    replication_factor: int
+    retention_ms: int | None
+
+
+def describe_topics(settings: Settings, timeout: float = 15.0) -> list[TopicInfo | None]:
+    """What the cluster has for each configured topic (None where it does not exist)."""
+    admin = make_admin(settings.kafka)
+    metadata = _metadata(admin, timeout)
+    out: list[TopicInfo | None] = []
+    for spec in topic_specs(settings.topics):
+        topic = metadata.topics.get(spec.name)
+        if topic is None or topic.error is not None:
+            out.append(None)
+            continue
+        partitions = list(topic.partitions.values())
+        resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name)
+        try:
+            configs = admin.describe_configs([resource])[resource].result(timeout)
+            retention = int(configs["retention.ms"].value)
+        except (KafkaException, KeyError, ValueError):
+            retention = None
+        out.append(
+            TopicInfo(
+                spec.name,
+                len(partitions),
+                len(partitions[0].replicas) if partitions else 0,
+                retention,
+            )
+        )
+    return out
+
+
+def wait_for_broker(kafka: KafkaSettings, timeout: float) -> int:
+    """Block until the cluster answers a metadata request; return the number of brokers."""
+    # Refused connections are expected while a broker starts: keep them out of the log.
+    admin = make_admin(kafka, {"log_level": 2})
+    return len(_metadata(admin, timeout).brokers)
+
+
+def _metadata(admin: AdminClient, timeout: float) -> Any:
+    try:
+        return admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaError(f"Kafka did not answer within {timeout:.0f}s: {exc}") from exc
+
+
+def _list_topics(admin: AdminClient, timeout: float) -> list[str]:
+    return list(_metadata(admin, timeout).topics)

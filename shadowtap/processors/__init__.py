@@ -1,0 +1,1 @@
+"""Processing: filter, sample, deduplicate and scrub captured traffic into the mirror topic."""

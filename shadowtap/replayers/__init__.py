@@ -1,0 +1,1 @@
+"""Replay: deliver mirrored traffic to staging, shadow and DR targets."""
