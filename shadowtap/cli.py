@@ -69,11 +69,15 @@ def _kafka(args: argparse.Namespace) -> int:
         out.print("stopped" if stopped else f"not running ({args.name})")
         return 0
     if docker_available():
-        out.print("[dim]a Docker engine answers; `shadowtap kafka start` runs the local JVM broker[/dim]")
+        out.print(
+            "[dim]a Docker engine answers; `shadowtap kafka start` runs the local JVM broker[/dim]"
+        )
     started_at = time.monotonic()
     broker, started = local.start(progress=lambda msg: out.print(f"[cyan]•[/cyan] {msg}"))
     if started:
-        out.print(f"[green]started[/green] {broker.describe()} in {time.monotonic() - started_at:.1f}s")
+        out.print(
+            f"[green]started[/green] {broker.describe()} in {time.monotonic() - started_at:.1f}s"
+        )
     else:
         out.print(f"[yellow]already running[/yellow] {broker.describe()}")
     print(broker.bootstrap)
@@ -92,7 +96,12 @@ def _topics(args: argparse.Namespace) -> int:
         return 0
     missing = 0
     for spec, info in zip(
-        (settings.topics.captured, settings.topics.mirror, settings.topics.results, settings.topics.dlq),
+        (
+            settings.topics.captured,
+            settings.topics.mirror,
+            settings.topics.results,
+            settings.topics.dlq,
+        ),
         describe_topics(settings),
         strict=True,
     ):

@@ -102,12 +102,31 @@ class CaptureSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    """The Faust pipeline from captured to mirror (shadowtap.processors)."""
+
+    group: str = "shadowtap-processor"
+    web_port: int = 6066
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayerSettings:
+    """Replayer workers that deliver mirrored traffic to a target (shadowtap.replayers)."""
+
+    group: str = "staging"
+    target: str = ""
+    max_in_flight: int = 64
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All settings; each stage reads its own section."""
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicSettings = field(default_factory=TopicSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
+    processor: ProcessorSettings = field(default_factory=ProcessorSettings)
+    replayer: ReplayerSettings = field(default_factory=ReplayerSettings)
 
     @classmethod
     def load(
@@ -125,26 +144,29 @@ class Settings:
             data = _read_toml(Path(path))
         _merge(data, _from_env(cls, environ))
         if overrides:
-            _merge(data, {k: dict(v) if isinstance(v, Mapping) else v for k, v in overrides.items()})
-        return build(cls, data)
+            _merge(
+                data, {k: dict(v) if isinstance(v, Mapping) else v for k, v in overrides.items()}
+            )
+        settings: Settings = build(cls, data)
+        return settings
 
 
 def build(cls: type[Any], data: Mapping[str, Any], where: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping, checking every key and value."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    section = f" in [{where.rstrip('.')}]" if where else ""
     unknown = sorted(set(data) - names)
     if unknown:
-        key = f"{where}{unknown[0]}"
         raise ConfigError(
-            f"unknown setting '{key}'; known keys{' in [' + where.rstrip('.') + ']' if where else ''}: "
+            f"unknown setting '{where}{unknown[0]}'; known keys{section}: "
             f"{', '.join(sorted(names))}"
         )
     kwargs = {name: _coerce(hints[name], value, f"{where}{name}") for name, value in data.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid settings{' in [' + where.rstrip('.') + ']' if where else ''}: {exc}") from exc
+        raise ConfigError(f"invalid settings{section}: {exc}") from exc
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
@@ -205,7 +227,16 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     raise ConfigError(f"setting '{key}' has a type shadowtap cannot read: {hint!r}")
 
 
-_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+_BOOLS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _parse_number(text: str, key: str, kind: type) -> Any:
@@ -243,7 +274,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist (set by argument or SHADOWTAP_CONFIG)") from exc
+        raise ConfigError(
+            f"config file {path} does not exist (set by argument or SHADOWTAP_CONFIG)"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
@@ -262,7 +295,8 @@ def _from_env(cls: type[Any], environ: Mapping[str, str]) -> dict[str, Any]:
         if section is None:
             raise ConfigError(
                 f"environment variable {name} is not a shadowtap setting: expected "
-                f"SHADOWTAP_<SECTION>_<KEY> with SECTION one of {', '.join(s.upper() for s in sections)}"
+                "SHADOWTAP_<SECTION>_<KEY> with SECTION one of "
+                + ", ".join(s.upper() for s in sections)
             )
         key = rest[len(section) + 1 :]
         out.setdefault(section, {})[key] = value

@@ -60,6 +60,8 @@ BROKER_PROPERTIES = {
 }
 
 Progress = Callable[[str], None]
+# Brokers started by this process, kept so that stop() can reap them (no zombie, no warning).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,11 @@ class Broker:
     version: str = KAFKA_VERSION
 
     def describe(self) -> str:
-        where = {"external": "existing cluster", "docker": IMAGE, "local": f"Apache Kafka {self.version} (local JVM)"}
+        where = {
+            "external": "existing cluster",
+            "docker": IMAGE,
+            "local": f"Apache Kafka {self.version} (local JVM)",
+        }
         extra = f", pid {self.pid}, log {self.log}" if self.pid else ""
         return f"{self.bootstrap} ({where[self.kind]}{extra})"
 
@@ -216,7 +222,8 @@ class LocalKafka:
             progress("formatting storage")
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(props)],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if fmt.returncode != 0:
@@ -228,15 +235,17 @@ class LocalKafka:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         log.close()
+        _CHILDREN[proc.pid] = proc
         broker = Broker(f"127.0.0.1:{port}", "local", proc.pid, str(self.log_file))
         self.state_file.write_text(json.dumps(asdict(broker)))
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
+                _CHILDREN.pop(proc.pid, None)
                 self.state_file.unlink(missing_ok=True)
                 raise DevKafkaError(
-                    f"Kafka exited with code {proc.returncode} during start-up; see {self.log_file}:\n"
-                    + _tail(self.log_file)
+                    f"Kafka exited with code {proc.returncode} during start-up; "
+                    f"see {self.log_file}:\n{_tail(self.log_file)}"
                 )
             try:
                 wait_for_broker(KafkaSettings(bootstrap=broker.bootstrap), timeout=2)
@@ -264,14 +273,20 @@ class LocalKafka:
             time.sleep(0.1)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            child.wait(timeout)
         return True
 
 
 @contextlib.contextmanager
 def resolve_broker(
-    name: str = "default", *, fresh: bool = False, progress: Progress = lambda _m: None
+    name: str = "default", *, ephemeral: bool = False, progress: Progress = lambda _m: None
 ) -> Iterator[Broker]:
-    """Yield a running broker (existing cluster → Docker → local JVM), cleaning up after."""
+    """Yield a running broker (existing cluster → Docker → local JVM), cleaning up after.
+
+    ``ephemeral`` starts the local broker on empty storage and deletes it afterwards.
+    """
     bootstrap = os.environ.get("SHADOWTAP_BOOTSTRAP")
     if bootstrap:
         wait_for_broker(KafkaSettings(bootstrap=bootstrap), timeout=30)
@@ -282,12 +297,14 @@ def resolve_broker(
             yield broker
         return
     local = LocalKafka(name, preferred_port=None if name != "default" else 9092)
-    broker, started = local.start(fresh=fresh, progress=progress)
+    broker, started = local.start(fresh=ephemeral, progress=progress)
     try:
         yield broker
     finally:
         if started:
             local.stop()
+            if ephemeral:
+                shutil.rmtree(local.home, ignore_errors=True)
 
 
 def docker_available(timeout: float = 1.0) -> bool:
@@ -297,13 +314,17 @@ def docker_available(timeout: float = 1.0) -> bool:
         if host.startswith("unix://"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
-            sock.connect(host[len("unix://") :])
         elif host.startswith("tcp://"):
-            hostname, _, port = host[len("tcp://") :].partition(":")
-            sock = socket.create_connection((hostname, int(port or 2375)), timeout=timeout)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
         else:
             return False
         with sock:
+            if host.startswith("unix://"):
+                sock.connect(host[len("unix://") :])
+            else:
+                hostname, _, port = host[len("tcp://") :].partition(":")
+                sock.connect((hostname, int(port or 2375)))
             sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
             status_line = sock.recv(64)
         return status_line.startswith(b"HTTP/1.") and b" 200 " in status_line

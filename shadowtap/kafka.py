@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from shadowtap.config import KafkaSettings, Settings, TopicSettings
 from shadowtap.errors import KafkaError
@@ -113,7 +113,10 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
                 future.result(timeout)
                 result[name] = "created"
             except KafkaException as exc:
-                if exc.args and getattr(exc.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                if (
+                    exc.args
+                    and getattr(exc.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS"
+                ):
                     result[name] = "exists"
                 else:
                     raise KafkaError(f"could not create topic {name}: {exc}") from exc

@@ -7,6 +7,7 @@ this session and stopped after it. The header of the test report names the broke
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -29,7 +30,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def kafka_broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
     """A running broker for the whole session."""
-    with resolve_broker("pytest", fresh=True) as broker:
+    # One broker per pytest process, so parallel sessions never stop each other's broker.
+    with resolve_broker(f"pytest-{os.getpid()}", ephemeral=True) as broker:
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"kafka broker: {broker.describe()}")
