@@ -1,6 +1,7 @@
 """The ``shadowtap`` command.
 
     shadowtap kafka start|stop|status     a local Apache Kafka for the demo and development
+    shadowtap kafka fetch                 only fetch its jars (CI, offline preparation)
     shadowtap topics create|describe      the topics of DESIGN.md, from configuration
 
 Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--bootstrap``.
@@ -56,9 +57,13 @@ def load_settings(args: argparse.Namespace) -> Settings:
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from shadowtap.devkafka import LocalKafka, docker_available
+    from shadowtap.devkafka import LocalKafka, docker_available, ensure_jars
 
     out = console()
+    if args.action == "fetch":
+        path = ensure_jars(progress=lambda msg: out.print(f"[cyan]•[/cyan] {msg}"))
+        out.print(f"Apache Kafka jars in {path}")
+        return 0
     local = LocalKafka(args.name)
     if args.action == "status":
         broker = local.status()
@@ -127,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     kafka = sub.add_parser("kafka", help="run a local Apache Kafka for demo and development")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
     kafka.add_argument("--name", default="default", help="instance name (default: default)")
     kafka.set_defaults(handler=_kafka)
 

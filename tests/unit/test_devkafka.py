@@ -1,0 +1,61 @@
+"""The local broker's failure modes that need no broker: missing tools, Docker probing."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from shadowtap import devkafka
+from shadowtap.errors import DevKafkaError
+
+
+@pytest.fixture
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SHADOWTAP_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"), [("java", "Java is not installed"), ("mvn", "Maven is not installed")]
+)
+def test_missing_java_or_maven_says_so_and_how_to_fix_it(
+    empty_cache: Path, monkeypatch: pytest.MonkeyPatch, missing: str, message: str
+) -> None:
+    monkeypatch.setattr(
+        devkafka.shutil, "which", lambda tool: None if tool == missing else f"/usr/bin/{tool}"
+    )
+    with pytest.raises(DevKafkaError) as info:
+        devkafka.ensure_jars()
+    assert message in str(info.value)
+    assert "apt-get install" in str(info.value) and "SHADOWTAP_BOOTSTRAP" in str(info.value)
+
+
+def test_cache_dir_follows_environment(empty_cache: Path) -> None:
+    assert devkafka.jars_dir().is_relative_to(empty_cache)
+
+
+def test_docker_probe_is_false_without_an_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    assert devkafka.docker_available(timeout=0.2) is False
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{port}")
+    assert devkafka.docker_available(timeout=0.2) is False
+
+
+def test_free_port_prefers_the_asked_port_when_free() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        taken = sock.getsockname()[1]
+        assert devkafka.free_port(taken) != taken
+    assert devkafka.free_port(None) > 0
+
+
+def test_status_of_a_never_started_instance_is_none(empty_cache: Path) -> None:
+    assert devkafka.LocalKafka("nothing-here").status() is None
+    assert devkafka.LocalKafka("nothing-here").stop() is False
