@@ -169,12 +169,22 @@ def build(cls: type[Any], data: Mapping[str, Any], where: str = "") -> Any:
         raise ConfigError(f"invalid settings{section}: {exc}") from exc
 
 
+class _EnvText(str):
+    """A value from an environment variable: text that may be parsed into the wanted type.
+
+    Values from TOML are already typed and are checked, never parsed, so that
+    ``enabled = "yes"`` in a file is an error rather than a guess.
+    """
+
+    __slots__ = ()
+
+
 def _coerce(hint: Any, value: Any, key: str) -> Any:
-    """Check/convert ``value`` to type ``hint``; strings (from the environment) are parsed."""
+    """Check ``value`` against type ``hint``; environment text is parsed first."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        if not isinstance(value, Mapping):
+        if isinstance(value, _EnvText):
             value = _parse_json(value, key, "a table")
         if not isinstance(value, Mapping):
             _bad(key, value, "a table")
@@ -189,31 +199,31 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             _bad(key, value, "one of " + ", ".join(repr(a) for a in args))
         return value
     if origin is tuple:
-        if isinstance(value, str):
+        if isinstance(value, _EnvText):
             value = _parse_list(value, key)
         if not isinstance(value, list | tuple):
             _bad(key, value, "a list")
         return tuple(_coerce(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))
     if origin is dict:
-        if isinstance(value, str):
+        if isinstance(value, _EnvText):
             value = _parse_json(value, key, "a table")
         if not isinstance(value, Mapping):
             _bad(key, value, "a table")
         return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
     if hint is bool:
-        if isinstance(value, str) and value.lower() in _BOOLS:
+        if isinstance(value, _EnvText) and value.lower() in _BOOLS:
             return _BOOLS[value.lower()]
         if type(value) is not bool:
             _bad(key, value, "true or false")
         return value
     if hint is int:
-        if isinstance(value, str):
+        if isinstance(value, _EnvText):
             value = _parse_number(value, key, int)
         if type(value) is not int:
             _bad(key, value, "an integer")
         return value
     if hint is float:
-        if isinstance(value, str):
+        if isinstance(value, _EnvText):
             value = _parse_number(value, key, float)
         if type(value) not in (int, float):
             _bad(key, value, "a number")
@@ -221,7 +231,7 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if hint is str:
         if not isinstance(value, str):
             _bad(key, value, "a string")
-        return value
+        return str(value)
     if hint is Any:
         return value
     raise ConfigError(f"setting '{key}' has a type shadowtap cannot read: {hint!r}")
@@ -257,7 +267,7 @@ def _parse_json(text: Any, key: str, expected: str) -> Any:
     if not isinstance(text, str):
         _bad(key, text, expected)
     try:
-        return orjson.loads(text)
+        return orjson.loads(str(text))
     except orjson.JSONDecodeError:
         _bad(key, text, f"{expected} written as JSON")
 
@@ -286,7 +296,7 @@ def _from_env(cls: type[Any], environ: Mapping[str, str]) -> dict[str, Any]:
     sections = {f.name: f for f in dataclasses.fields(cls)}
     out: dict[str, dict[str, Any]] = {}
     if environ.get("SHADOWTAP_BOOTSTRAP"):
-        out.setdefault("kafka", {})["bootstrap"] = environ["SHADOWTAP_BOOTSTRAP"]
+        out.setdefault("kafka", {})["bootstrap"] = _EnvText(environ["SHADOWTAP_BOOTSTRAP"])
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _NON_SETTING_ENV:
             continue
@@ -299,7 +309,7 @@ def _from_env(cls: type[Any], environ: Mapping[str, str]) -> dict[str, Any]:
                 + ", ".join(s.upper() for s in sections)
             )
         key = rest[len(section) + 1 :]
-        out.setdefault(section, {})[key] = value
+        out.setdefault(section, {})[key] = _EnvText(value)
     return out
 
 
