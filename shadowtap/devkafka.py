@@ -281,11 +281,16 @@ class LocalKafka:
 
 @contextlib.contextmanager
 def resolve_broker(
-    name: str = "default", *, ephemeral: bool = False, progress: Progress = lambda _m: None
+    name: str = "default",
+    *,
+    ephemeral: bool = False,
+    keep_running: bool = False,
+    progress: Progress = lambda _m: None,
 ) -> Iterator[Broker]:
     """Yield a running broker (existing cluster → Docker → local JVM), cleaning up after.
 
-    ``ephemeral`` starts the local broker on empty storage and deletes it afterwards.
+    A local broker this call started is stopped afterwards unless ``keep_running``;
+    ``ephemeral`` starts it on empty storage and deletes that storage afterwards.
     """
     bootstrap = os.environ.get("SHADOWTAP_BOOTSTRAP")
     if bootstrap:
@@ -301,7 +306,7 @@ def resolve_broker(
     try:
         yield broker
     finally:
-        if started:
+        if started and not keep_running:
             local.stop()
             if ephemeral:
                 shutil.rmtree(local.home, ignore_errors=True)
