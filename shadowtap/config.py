@@ -102,11 +102,135 @@ class CaptureSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SampleRule:
+    """Per-route sampling: ``percent`` of matching requests, at most ``rate_per_s`` (0: no cap).
+
+    ``path`` is a glob (``/api/*``) or, starting with ``^``, a regular expression.
+    """
+
+    path: str = "*"
+    methods: tuple[str, ...] = ()
+    percent: float = 100.0
+    rate_per_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRule:
+    """Send matching requests to ``topic`` instead of the mirror topic ("" drops them)."""
+
+    topic: str
+    path: str = "*"
+    methods: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessorSettings:
-    """The Faust pipeline from captured to mirror (shadowtap.processors)."""
+    """The Faust pipeline from captured to mirror (shadowtap.processors; see its app module)."""
 
     group: str = "shadowtap-processor"
     web_port: int = 6066
+    # filter: probe paths (globs) and user-agent substrings; extra_* extend the defaults
+    filter_paths: tuple[str, ...] = (
+        "/health*",
+        "/ready*",
+        "/live*",
+        "/metrics",
+        "/ping",
+        "/status",
+    )
+    filter_user_agents: tuple[str, ...] = (
+        "kube-probe",
+        "ELB-HealthChecker",
+        "GoogleHC",
+        "Prometheus",
+        "Consul Health",
+        "Pingdom",
+        "UptimeRobot",
+        "StatusCake",
+        "Datadog",
+        "NewRelicPinger",
+        "Site24x7",
+        "Blackbox Exporter",
+        "HealthChecker",
+    )
+    extra_filter_paths: tuple[str, ...] = ()
+    extra_filter_user_agents: tuple[str, ...] = ()
+    # sampling
+    sample_percent: float = 100.0
+    sample_by: Literal["id", "session"] = "id"
+    session_header: str = ""
+    session_cookie: str = ""
+    sample_rules: tuple[SampleRule, ...] = ()
+    # dedup
+    dedup_enabled: bool = True
+    dedup_window_s: float = 60.0
+    dedup_fields: tuple[str, ...] = ("method", "path", "query", "body")
+    dedup_max_keys: int = 1_000_000
+    # scrub
+    scrub_mode: Literal["pseudonymize", "redact", "hash"] = "pseudonymize"
+    scrub_key: str = ""
+    scrub_entities: tuple[str, ...] = (
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "US_SSN",
+        "IP_ADDRESS",
+        "JWT",
+        "API_KEY",
+    )
+    scrub_thresholds: dict[str, float] = field(default_factory=dict)
+    scrub_field_names: tuple[str, ...] = (
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "ssn",
+        "card",
+        "cvv",
+        "cvc",
+        "iban",
+        "pin",
+        "otp",
+        "private_key",
+    )
+    scrub_headers: tuple[str, ...] = (
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-csrf-token",
+        "x-xsrf-token",
+    )
+    scrub_skip_headers: tuple[str, ...] = (
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "host",
+        "date",
+        "user-agent",
+        "idempotency-key",
+        "traceparent",
+    )
+    scrub_phone_regions: tuple[str, ...] = ("US", "GB", "DE", "FR")
+    scrub_nlp_model: str = ""
+    scrub_cache_size: int = 65_536
+    # routing
+    routes: tuple[RouteRule, ...] = ()
+    # worker
+    batch_size: int = 1000
+    batch_within_s: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
