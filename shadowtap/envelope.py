@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,13 +33,23 @@ VERSION = 1
 Headers = list[tuple[str, str]]
 
 
+# Ids need uniqueness, not secrecy: a seeded PRNG is ten times cheaper than os.urandom.
+# Reseeded in forked children (gunicorn, uvicorn --workers) so workers never share ids.
+_rand = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _rand.seed(os.urandom(32)))
+
+
 def new_id() -> str:
     """A UUIDv7 string: time-ordered, so ids sort by arrival (RFC 9562)."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 66) << 64 | 0b10 << 62
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF
-    h = f"{value:032x}"
+    rand = _rand.getrandbits(74)
+    value = (
+        (time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | (rand >> 62) << 64
+        | 0b10 << 62
+        | (rand & 0x3FFF_FFFF_FFFF_FFFF)
+    )
+    h = "%032x" % value  # noqa: UP031 - measurably faster than format() here
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
