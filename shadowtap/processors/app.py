@@ -1,0 +1,193 @@
+"""``shadowtap process``: the Faust worker from ``shadowtap.captured`` to ``shadowtap.mirror``.
+
+Usage::
+
+    shadowtap process --bootstrap kafka:9092 [--config shadowtap.toml] [--web-port 6066]
+
+    # or from Python (what the CLI and ``shadowtap demo`` run):
+    from shadowtap.processors.app import run_worker
+    run_worker(Settings.load(), web_port=6066, loglevel="info")   # blocks until SIGTERM/SIGINT
+
+One agent reads the captured topic and runs decode → filter → sample → dedup → scrub →
+route (shadowtap.processors.pipeline) on each record, then sends it to its output topic, or
+to the DLQ with the reason in the Kafka headers (``shadowtap-dlq-reason``, …). Nothing a
+record contains can crash the worker. Offsets are committed by Faust only after the producer
+has flushed, so every record is in its output before its offset moves (at-least-once).
+Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
+rebalanced worker recovers it from the changelog, and windows expire after
+``2 × dedup_window_s``. Start more workers with the same ``group`` to scale out (each keeps the
+dedup memory of its partitions: duplicates that arrive in different partitions are only caught
+while one worker owns both).
+
+Settings (``[processor]`` in TOML, ``SHADOWTAP_PROCESSOR_*`` in the environment):
+
+- ``group`` — consumer group and Faust app id (``shadowtap-processor``);
+- ``web_port`` — Prometheus ``/metrics`` port (6066; 0 turns it off); see
+  shadowtap.processors.metrics;
+- ``batch_size`` — records the consumer fetches at once (1000);
+- filter: ``filter_paths``, ``filter_user_agents``, ``extra_filter_paths``,
+  ``extra_filter_user_agents`` (shadowtap.processors.filters);
+- sampling: ``sample_percent``, ``sample_by``, ``session_header``, ``session_cookie``,
+  ``sample_rules`` (shadowtap.processors.sampling);
+- dedup: ``dedup_enabled``, ``dedup_window_s``, ``dedup_fields``, ``dedup_max_keys``
+  (shadowtap.processors.dedup);
+- scrub: ``scrub_mode``, ``scrub_key``, ``scrub_entities``, ``scrub_thresholds``,
+  ``scrub_field_names``, ``scrub_headers``, ``scrub_skip_headers``, ``scrub_phone_regions``,
+  ``scrub_nlp_model``, ``scrub_cache_size`` (shadowtap.processors.scrub);
+- routing: ``routes`` (shadowtap.processors.routing).
+
+Topics and the broker come from ``[topics]`` and ``[kafka]``; missing topics are created at
+start. Faust talks to Kafka through aiokafka, so ``kafka.librdkafka`` properties do not apply
+to it (plaintext brokers only for now).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from shadowtap.config import Settings
+from shadowtap.processors.metrics import Metrics
+from shadowtap.processors.pipeline import Outcome, Pipeline, dlq_headers
+
+log = logging.getLogger(__name__)
+
+
+class TableSeen:
+    """Dedup memory in a Faust tumbling-window table: this window and the one before."""
+
+    def __init__(self, table: Any, window_s: float) -> None:
+        self._table = table
+        self._window_s = window_s
+        self._window_ms = int(window_s * 1000)
+
+    def check_and_add(self, fp: str, request_id: str, ts_ms: int) -> bool:
+        windows = self._table[fp]
+        for stored in (windows.current(), windows.delta(self._window_s)):
+            if stored:
+                first_id, first_ts = stored
+                if first_id == request_id:
+                    return False  # the same record again: a redelivery, not a duplicate
+                if ts_ms - first_ts < self._window_ms:
+                    return True
+        self._table[fp] = [request_id, ts_ms]
+        return False
+
+
+def build_app(settings: Settings, metrics: Metrics | None = None) -> Any:
+    """The Faust app with its one agent; nothing runs until a Worker starts it."""
+    import faust
+
+    p = settings.processor
+    topics = settings.topics
+    metrics = metrics or Metrics()
+    compression = settings.kafka.compression
+    app = faust.App(
+        p.group,
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap.split(",") if h.strip()],
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=topics.partitions,
+        topic_replication_factor=topics.replication_factor,
+        producer_compression_type=None if compression == "none" else compression,
+        producer_acks=-1,
+        producer_linger_ms=5,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=0.5,
+        broker_max_poll_records=p.batch_size,
+        table_cleanup_interval=max(1.0, p.dedup_window_s / 2),
+        stream_wait_empty=False,
+        # the dedup table's changelog keys are (fingerprint, window) pairs: JSON, not raw
+        key_serializer="json",
+        value_serializer="json",
+    )
+    table = app.Table(
+        "dedup",
+        default=lambda: None,
+        partitions=topics.partitions,
+    ).tumbling(timedelta(seconds=p.dedup_window_s), expires=timedelta(seconds=2 * p.dedup_window_s))
+    pipeline = Pipeline(settings, TableSeen(table, p.dedup_window_s) if p.dedup_enabled else None)
+    if not p.dedup_enabled:
+        pipeline.seen = None
+    source = app.topic(topics.captured, value_serializer="raw", key_serializer="raw")
+    outputs = {
+        name: app.topic(name, value_serializer="raw", key_serializer="raw")
+        for name in pipeline.router.topics
+    }
+    dlq = app.topic(topics.dlq, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(source)
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            outcome: Outcome = pipeline.process(event.value, message.key)
+            metrics.record(outcome)
+            if outcome.kind == "out":
+                assert outcome.topic is not None
+                await outputs[outcome.topic].send(
+                    key=message.key, value=outcome.value, headers=outcome.headers
+                )
+            elif outcome.kind == "dlq":
+                log.warning(
+                    "DLQ %s at %s[%d]@%d: %s",
+                    outcome.reason,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    outcome.error[:200],
+                )
+                await dlq.send(
+                    key=message.key,
+                    value=event.value if event.value is not None else b"",
+                    headers=dlq_headers(outcome, message.topic, message.partition, message.offset),
+                )
+
+    return app
+
+
+def _create_extra_topics(settings: Settings, names: list[str]) -> None:
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+    from shadowtap.kafka import make_admin
+
+    t = settings.topics
+    admin = make_admin(settings.kafka)
+    retention = str(int(t.mirror_retention_hours * 3_600_000))
+    futures = admin.create_topics(
+        [
+            NewTopic(n, t.partitions, t.replication_factor, config={"retention.ms": retention})
+            for n in names
+        ]
+    )
+    for name, future in futures.items():
+        try:
+            future.result(30)
+        except Exception as exc:  # already exists is fine; anything else is logged
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                log.warning("could not create route topic %s: %s", name, exc)
+
+
+def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str = "info") -> int:
+    """Run the processor until SIGINT/SIGTERM; return the exit code."""
+    import faust
+
+    from shadowtap.kafka import create_topics
+
+    # Before the consumer subscribes, so it sees every partition; Faust creates only its own.
+    create_topics(settings)
+    routed = sorted(
+        {r.topic for r in settings.processor.routes if r.topic} - {settings.topics.mirror}
+    )
+    if routed:
+        _create_extra_topics(settings, routed)
+    metrics = Metrics()
+    port = settings.processor.web_port if web_port is None else web_port
+    metrics.serve(port)
+    app = build_app(settings, metrics)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
+    return 0

@@ -1,0 +1,147 @@
+"""The processor's stages composed over one Kafka record, with no Kafka in sight.
+
+decode → filter → sample → dedup → scrub → route. The Faust agent (shadowtap.processors.app)
+feeds records in and sends each ``Outcome`` where it says; tests and benchmarks call
+``Pipeline.process`` directly. A record is never lost and never raises: it is either sent
+(``kind="out"``), dropped for a counted reason (``kind="drop"``: ``health-path``,
+``probe-agent``, ``sampled-out``, ``rate-capped``, ``duplicate``, ``unrouted``), or sent to
+the DLQ (``kind="dlq"``: the EnvelopeError reason, ``scrub-failed`` or ``internal-error``).
+
+What each stage did goes into ``meta`` of the output envelope::
+
+    {"filter": "pass", "sampled": {"percent": 100.0, "by": "id"},
+     "dedup_key": "9f…", "scrubbed": {"EMAIL_ADDRESS": 1, "field": 2}, "route": "shadowtap.mirror"}
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shadowtap.config import Settings
+from shadowtap.envelope import Envelope, decode, encode, kafka_headers
+from shadowtap.errors import EnvelopeError, ScrubError
+from shadowtap.processors.dedup import MemorySeen, SeenStore, check_fields, fingerprint
+from shadowtap.processors.filters import ProbeFilter
+from shadowtap.processors.routing import Router
+from shadowtap.processors.sampling import Sampler
+from shadowtap.processors.scrub import Scrubber
+
+STAGES = ("decode", "filter", "sample", "dedup", "scrub", "route")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one record."""
+
+    kind: Literal["out", "drop", "dlq"]
+    reason: str = ""
+    topic: str | None = None
+    value: bytes = b""
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    entities: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+class Pipeline:
+    """Every stage, built once from settings; ``seen`` is the dedup memory."""
+
+    def __init__(self, settings: Settings, seen: SeenStore | None = None) -> None:
+        p = settings.processor
+        check_fields(p.dedup_fields)
+        self.settings = settings
+        self.probe = ProbeFilter.from_settings(p)
+        self.sampler = Sampler.from_settings(p)
+        self.seen: SeenStore | None = (
+            (seen if seen is not None else MemorySeen(p.dedup_window_s, p.dedup_max_keys))
+            if p.dedup_enabled
+            else None
+        )
+        self.scrubber = Scrubber.from_settings(p)
+        self.router = Router(p.routes, settings.topics.mirror)
+        self._fields = p.dedup_fields
+        self._sample_meta = {"percent": p.sample_percent, "by": p.sample_by}
+
+    def process(self, value: bytes | None, key: bytes | None = None) -> Outcome:
+        """Run every stage on one record value; never raises."""
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        try:
+            env = decode(value if value is not None else b"")
+        except EnvelopeError as exc:
+            return Outcome("dlq", exc.reason, error=str(exc))
+        except Exception as exc:  # orjson or a bug: the record still must not stop the worker
+            return Outcome("dlq", "internal-error", error=repr(exc))
+        t = _lap(timings, "decode", t)
+        try:
+            return self._stages(env, key, timings, t)
+        except ScrubError as exc:
+            return Outcome("dlq", "scrub-failed", error=str(exc), timings=timings)
+        except Exception as exc:
+            return Outcome("dlq", "internal-error", error=repr(exc), timings=timings)
+
+    def _stages(
+        self,
+        env: Envelope,
+        key: bytes | None,
+        timings: dict[str, float],
+        t: float,
+    ) -> Outcome:
+        meta = env.meta
+        reason = self.probe.drop_reason(env)
+        t = _lap(timings, "filter", t)
+        if reason:
+            return Outcome("drop", reason, timings=timings)
+        meta["filter"] = "pass"
+        reason = self.sampler.drop_reason(env, key)
+        t = _lap(timings, "sample", t)
+        if reason:
+            return Outcome("drop", reason, timings=timings)
+        meta["sampled"] = self._sample_meta
+        if self.seen is not None:
+            fp = fingerprint(env, self._fields)
+            duplicate = self.seen.check_and_add(fp, env.id, env.ts)
+            t = _lap(timings, "dedup", t)
+            if duplicate:
+                return Outcome("drop", "duplicate", timings=timings)
+            meta["dedup_key"] = fp
+        entities = self.scrubber.scrub(env)
+        t = _lap(timings, "scrub", t)
+        meta["scrubbed"] = entities
+        topic = self.router.topic_for(env)
+        if topic is None:
+            _lap(timings, "route", t)
+            return Outcome("drop", "unrouted", timings=timings, entities=entities)
+        meta["route"] = topic
+        value = encode(env)
+        _lap(timings, "route", t)
+        return Outcome(
+            "out",
+            topic=topic,
+            value=value,
+            headers=kafka_headers(env),
+            entities=entities,
+            timings=timings,
+        )
+
+
+def _lap(timings: dict[str, float], stage: str, start: float) -> float:
+    now = time.perf_counter()
+    timings[stage] = now - start
+    return now
+
+
+def dlq_headers(
+    outcome: Outcome, topic: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
+    """Kafka headers that say why a record is in the DLQ and where it came from."""
+    return [
+        ("shadowtap-dlq-reason", outcome.reason.encode()),
+        ("shadowtap-dlq-error", outcome.error[:1000].encode("utf-8", "replace")),
+        ("shadowtap-dlq-stage", b"processor"),
+        ("shadowtap-source-topic", topic.encode()),
+        ("shadowtap-source-partition", str(partition).encode()),
+        ("shadowtap-source-offset", str(offset).encode()),
+    ]
