@@ -3,6 +3,7 @@
     shadowtap kafka start|stop|status     a local Apache Kafka for the demo and development
     shadowtap kafka fetch                 only fetch its jars (CI, offline preparation)
     shadowtap topics create|describe      the topics of DESIGN.md, from configuration
+    shadowtap process                     the Faust processor: captured → mirror
 
 Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--bootstrap``.
 Without either, a local broker started by ``shadowtap kafka start`` is found by itself.
@@ -122,6 +123,12 @@ def _topics(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def _process(args: argparse.Namespace) -> int:
+    from shadowtap.processors.app import run_worker
+
+    return run_worker(load_settings(args), web_port=args.web_port, loglevel=args.loglevel)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="TOML settings file (default: $SHADOWTAP_CONFIG)")
@@ -135,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
     kafka.add_argument("--name", default="default", help="instance name (default: default)")
     kafka.set_defaults(handler=_kafka)
+
+    process = sub.add_parser(
+        "process", parents=[common], help="run the Faust processor: captured → mirror"
+    )
+    process.add_argument(
+        "--web-port", type=int, help="Prometheus /metrics port (default: processor.web_port)"
+    )
+    process.add_argument("--loglevel", default="info", help="worker log level (default: info)")
+    process.set_defaults(handler=_process)
 
     topics = sub.add_parser("topics", parents=[common], help="create or describe the topics")
     topics.add_argument("action", choices=["create", "describe"])
