@@ -4,6 +4,7 @@
     shadowtap kafka fetch                 only fetch its jars (CI, offline preparation)
     shadowtap topics create|describe      the topics of DESIGN.md, from configuration
     shadowtap process                     the Faust processor: captured → mirror
+    shadowtap replay --target URL --group NAME   a replayer worker: mirror → target
 
 Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--bootstrap``.
 Without either, a local broker started by ``shadowtap kafka start`` is found by itself.
@@ -129,6 +130,29 @@ def _process(args: argparse.Namespace) -> int:
     return run_worker(load_settings(args), web_port=args.web_port, loglevel=args.loglevel)
 
 
+def _replay(args: argparse.Namespace) -> int:
+    import logging
+
+    from shadowtap.replayers.worker import run_replayer
+
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings(args)
+    replayer: dict[str, Any] = {}
+    for key in ("speed", "rate_per_s", "max_in_flight", "metrics_port"):
+        value = getattr(args, key)
+        if value is not None:
+            replayer[key] = value
+    if args.rate_per_s is not None:
+        from shadowtap.replayers.pacing import parse_rate
+
+        replayer["rate_per_s"] = parse_rate(args.rate_per_s) or 0.0
+    if replayer:
+        from dataclasses import replace
+
+        settings = replace(settings, replayer=replace(settings.replayer, **replayer))
+    return run_replayer(settings, target=args.target, group=args.group)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="TOML settings file (default: $SHADOWTAP_CONFIG)")
@@ -151,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     process.add_argument("--loglevel", default="info", help="worker log level (default: info)")
     process.set_defaults(handler=_process)
+
+    replay = sub.add_parser(
+        "replay", parents=[common], help="deliver mirrored traffic to a target (one worker)"
+    )
+    replay.add_argument("--target", help="target base URL (default: replayer.target)")
+    replay.add_argument("--group", help="consumer group, one per target (default: replayer.group)")
+    replay.add_argument("--speed", help="max (default), or 1x, 2x, 0.5x: keep recorded pacing")
+    replay.add_argument("--rate", dest="rate_per_s", help="ceiling, e.g. 500/s (default: none)")
+    replay.add_argument("--max-in-flight", type=int, help="requests in flight (default 64)")
+    replay.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default off)")
+    replay.add_argument("--loglevel", default="info", help="log level (default: info)")
+    replay.set_defaults(handler=_replay)
 
     topics = sub.add_parser("topics", parents=[common], help="create or describe the topics")
     topics.add_argument("action", choices=["create", "describe"])

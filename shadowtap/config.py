@@ -234,12 +234,63 @@ class ProcessorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestRule:
+    """Requests a replay target may (allow) or must never (deny) receive.
+
+    ``path`` is a glob (``/payments*``) or, starting with ``^``, a regular expression;
+    ``methods`` empty means every method.
+    """
+
+    path: str = "*"
+    methods: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayerSettings:
-    """Replayer workers that deliver mirrored traffic to a target (shadowtap.replayers)."""
+    """Replayer workers that deliver mirrored traffic to a target (shadowtap.replayers.worker)."""
 
     group: str = "staging"
     target: str = ""
+    target_name: str = ""
+    # rewrite
+    path_prefix: str = ""
+    host_header: Literal["target", "original"] = "target"
+    remove_headers: tuple[str, ...] = ()
+    set_headers: dict[str, str] = field(default_factory=dict)
+    add_headers: dict[str, str] = field(default_factory=dict)
+    allow: tuple[RequestRule, ...] = ()
+    deny: tuple[RequestRule, ...] = ()
+    # credentials
+    auth_header: str = "authorization"
+    auth_value: str = ""
+    auth_env: str = ""
+    principal_key: str = "principal"
+    principal_accounts: dict[str, str] = field(default_factory=dict)
+    principal_default: str = ""
+    # pacing
+    speed: str = "max"
+    rate_per_s: float = 0.0
+    # delivery policy
     max_in_flight: int = 64
+    max_buffered: int = 0
+    timeout_s: float = 10.0
+    connect_timeout_s: float = 3.0
+    retries: int = 0
+    retry_statuses: tuple[int, ...] = ()
+    backoff_base_s: float = 0.1
+    backoff_max_s: float = 5.0
+    connect_retry_s: float = 60.0
+    verify_tls: bool = True
+    ca_file: str = ""
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    http2: bool = False
+    # results, commits, shutdown
+    results: bool = True
+    result_body_limit: int = 4096
+    commit_interval_s: float = 1.0
+    drain_timeout_s: float = 10.0
+    session_timeout_s: float = 10.0
+    metrics_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)

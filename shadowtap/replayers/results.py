@@ -1,0 +1,105 @@
+"""Result records on ``shadowtap.results``: what a target answered to one mirrored request.
+
+One record per delivery (including failures), Kafka key = the request's record id, value =
+orjson::
+
+    {"v": 1, "id": "0193…", "target": "staging", "group": "staging", "ts": 1732400000123,
+     "method": "POST", "path": "/api/cart", "status": 201, "headers": [["content-type", …]],
+     "body": "<base64, at most result_body_limit bytes>", "body_size": 5120,
+     "truncated": true, "duration_ms": 3.4, "attempts": 1, "error": "", "error_kind": ""}
+
+``status`` is null when no response came (``error_kind``: connect, timeout, disconnected,
+protocol, blocked). The diff stage pairs these with the envelope's recorded ``response``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from shadowtap.envelope import Headers
+from shadowtap.errors import EnvelopeError
+
+VERSION = 1
+
+
+@dataclass(slots=True)
+class Result:
+    """A target's answer to one mirrored request (or why there was none)."""
+
+    id: str
+    target: str
+    group: str = ""
+    ts: int = 0
+    method: str = ""
+    path: str = ""
+    status: int | None = None
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+    body_size: int = 0
+    truncated: bool = False
+    duration_ms: float = 0.0
+    attempts: int = 1
+    error: str = ""
+    error_kind: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None
+
+
+def encode(result: Result) -> bytes:
+    out: dict[str, Any] = {
+        "v": VERSION,
+        "id": result.id,
+        "target": result.target,
+        "group": result.group,
+        "ts": result.ts,
+        "method": result.method,
+        "path": result.path,
+        "status": result.status,
+        "headers": result.headers,
+        "body_size": result.body_size,
+        "truncated": result.truncated,
+        "duration_ms": round(result.duration_ms, 3),
+        "attempts": result.attempts,
+        "error": result.error,
+        "error_kind": result.error_kind,
+    }
+    if result.body:
+        out["body"] = base64.b64encode(result.body).decode("ascii")
+    return orjson.dumps(out)
+
+
+def decode(data: bytes | str) -> Result:
+    """Parse a result record; raise EnvelopeError (reason ``bad-result``) when malformed."""
+    try:
+        raw = orjson.loads(data)
+        if not isinstance(raw, dict) or raw.get("v") != VERSION:
+            raise ValueError(f"not a v{VERSION} result object")
+        status = raw.get("status")
+        if status is not None and type(status) is not int:
+            raise ValueError("status must be an integer or null")
+        return Result(
+            id=str(raw["id"]),
+            target=str(raw["target"]),
+            group=str(raw.get("group", "")),
+            ts=int(raw.get("ts", 0)),
+            method=str(raw.get("method", "")),
+            path=str(raw.get("path", "")),
+            status=status,
+            headers=[(str(k), str(v)) for k, v in raw.get("headers", [])],
+            body=base64.b64decode(raw.get("body", ""), validate=True),
+            body_size=int(raw.get("body_size", 0)),
+            truncated=bool(raw.get("truncated", False)),
+            duration_ms=float(raw.get("duration_ms", 0.0)),
+            attempts=int(raw.get("attempts", 1)),
+            error=str(raw.get("error", "")),
+            error_kind=str(raw.get("error_kind", "")),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise EnvelopeError("bad-result", f"not a result record: {exc}") from exc

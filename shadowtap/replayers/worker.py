@@ -1,0 +1,487 @@
+"""The replayer worker: consume ``shadowtap.mirror`` in a group and deliver to one target.
+
+Usage::
+
+    shadowtap replay --target https://staging.internal --group staging \
+        [--bootstrap HOST:PORT] [--config shadowtap.toml] [--speed max|1x|2x|0.5x] \
+        [--rate 500/s] [--max-in-flight 64] [--metrics-port 9108]
+
+    from shadowtap.replayers.worker import Replayer, run_replayer
+    run_replayer(settings)                              # blocking; SIGTERM/SIGINT drain
+    await Replayer(settings, client=httpx.AsyncClient(transport=...)).run(stop_event)
+
+Run N workers with one ``group`` and Kafka spreads the partitions; another group (a DR
+site) gets all the traffic again. Settings, section ``[replayer]`` (``SHADOWTAP_REPLAYER_*``):
+
+- ``target`` (URL, validated at start-up), ``target_name`` (label; default the host),
+  ``group`` (consumer group);
+- rewrite and credentials: ``path_prefix``, ``host_header``, ``remove_headers``,
+  ``set_headers``, ``add_headers``, ``allow``/``deny`` rules, ``auth_header``,
+  ``auth_value``/``auth_env``, ``principal_key``/``principal_accounts``/``principal_default``
+  (see shadowtap.replayers.rewrite);
+- pacing: ``speed``, ``rate_per_s`` (see shadowtap.replayers.pacing);
+- delivery: ``timeout_s``, ``connect_timeout_s``, ``retries``, ``retry_statuses``,
+  ``backoff_base_s``, ``backoff_max_s``, ``connect_retry_s``, ``verify_tls``, ``ca_file``,
+  ``transport``, ``http2`` (see shadowtap.replayers.policy);
+- ``max_in_flight`` (64) requests awaiting an answer; ``max_buffered`` (default 8 × that)
+  records read and not yet finished: beyond it the worker pauses its partitions, so a slow
+  or dead target makes lag grow while memory stays flat;
+- ``results`` (true): one result record per delivery on ``topics.results``
+  (shadowtap.replayers.results), body kept up to ``result_body_limit`` bytes;
+- ``commit_interval_s`` (1), ``drain_timeout_s`` (10) on SIGTERM, ``session_timeout_s``
+  (10, how soon the group notices a dead worker), ``metrics_port`` (0: off).
+
+Guarantees: records with the same Kafka key are delivered one after another in offset
+order; different keys in parallel. A record is finished when its result (and DLQ record, if
+any) is acknowledged by Kafka; offsets are committed up to the first unfinished record of
+each partition (at-least-once, no gaps), on a timer, when partitions are revoked and at
+shutdown. After a crash, only unfinished records are sent again, with the same
+``Idempotency-Key``. Records that cannot be decoded, or whose delivery failed after the
+policy's retries, go to ``topics.dlq`` with ``shadowtap-dlq-reason``/``-error`` headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import orjson
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException, TopicPartition
+
+from shadowtap.config import Settings
+from shadowtap.envelope import Envelope, decode
+from shadowtap.errors import ConfigError, EnvelopeError, KafkaError
+from shadowtap.kafka import make_consumer, make_producer
+from shadowtap.replayers import results
+from shadowtap.replayers.metrics import Metrics
+from shadowtap.replayers.pacing import Pacer, TokenBucket, parse_rate, parse_speed
+from shadowtap.replayers.policy import Delivery, Policy, deliver, make_client
+from shadowtap.replayers.rewrite import Rewriter
+from shadowtap.replayers.tracker import CommitTracker
+
+log = logging.getLogger("shadowtap.replayer")
+
+TP = tuple[str, int]
+
+
+class _Item:
+    """One record between read and finished."""
+
+    __slots__ = ("acks", "env", "error", "gen", "key", "offset", "tp", "value")
+
+    def __init__(self, tp: TP, offset: int, gen: int, key: bytes | None, value: bytes) -> None:
+        self.tp = tp
+        self.offset = offset
+        self.gen = gen
+        self.key = key
+        self.value = value
+        self.env: Envelope | None = None
+        self.error: EnvelopeError | None = None
+        self.acks = 0
+
+
+class Replayer:
+    """One worker process's consumer loop, lanes per key and commit bookkeeping."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient | None = None,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        rs = settings.replayer
+        self.rewriter = Rewriter(rs)
+        self.target = self.rewriter.target.name
+        self.policy = Policy.from_settings(rs)
+        self.pacer = Pacer(parse_speed(rs.speed))
+        rate = parse_rate(rs.rate_per_s)
+        self.bucket = TokenBucket(rate) if rate else None
+        if rs.max_in_flight < 1:
+            raise ConfigError("replayer.max_in_flight must be at least 1")
+        self.max_buffered = rs.max_buffered or rs.max_in_flight * 8
+        self.metrics = metrics or Metrics()
+        self._client = client
+        self._own_client = client is None
+        self._tracker = CommitTracker()
+        self._gen: dict[TP, int] = {}
+        self._lanes: dict[tuple[int, Any], deque[_Item]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._buffered = 0
+        self._unacked = 0
+        self._paused = False
+        self._repause = False
+        self._sem = asyncio.Semaphore(rs.max_in_flight)
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._stop = asyncio.Event()
+        self._m_in_flight = self.metrics.in_flight.labels(self.target)
+        self._m_buffered = self.metrics.buffered.labels(self.target)
+        self._m_latency = self.metrics.latency.labels(self.target)
+        self.delivered = 0  # results finished by this worker (tests, benchmarks)
+
+    def stop(self) -> None:
+        """Ask the loop to drain and exit (safe from a signal handler in the loop)."""
+        self._stop.set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume and deliver until ``stop`` (or :meth:`stop`), then drain and commit."""
+        if stop is not None:
+            self._stop = stop
+        rs = self.settings.replayer
+        topics = self.settings.topics
+        self._consumer = make_consumer(
+            self.settings.kafka,
+            rs.group,
+            {
+                "session.timeout.ms": int(rs.session_timeout_s * 1000),
+                "heartbeat.interval.ms": max(100, int(rs.session_timeout_s * 1000 / 4)),
+                "queued.max.messages.kbytes": 8192,
+                "statistics.interval.ms": 5000,
+                "stats_cb": self._on_stats,
+                "on_commit": self._on_commit,
+            },
+        )
+        self._producer = make_producer(self.settings.kafka, {"linger.ms": 10})
+        if self._client is None:
+            self._client = make_client(rs)
+        server = self.metrics.serve(rs.metrics_port) if rs.metrics_port else None
+        try:
+            self._consumer.subscribe(
+                [topics.mirror],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            await self._loop()
+            await self._drain(rs.drain_timeout_s)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                self._producer.flush(5)
+            self._commit(sync=True)
+            with contextlib.suppress(Exception):
+                self._consumer.close()
+            if self._own_client and self._client is not None:
+                await self._client.aclose()
+            if server is not None:
+                server.shutdown()  # type: ignore[attr-defined]
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        interval = self.settings.replayer.commit_interval_s
+        next_commit = time.monotonic() + interval
+        idle = 0.001
+        while not self._stop.is_set():
+            self._producer.poll(0)
+            room = self.max_buffered - self._buffered
+            if room <= 0 and not self._paused:
+                self._pause()
+            elif self._paused and self._buffered <= self.max_buffered // 2:
+                self._resume()
+            try:
+                messages = self._consumer.consume(max(1, min(500, room)), 0)
+            except KafkaException as exc:
+                log.warning("consume failed: %s", exc)
+                messages = []
+            if self._repause and self._paused:
+                self._repause = False
+                self._consumer.pause(self._consumer.assignment())
+            for msg in messages:
+                self._accept(msg)
+            now = time.monotonic()
+            if now >= next_commit:
+                self._commit()
+                next_commit = now + interval
+            self._m_buffered.set(self._buffered)
+            if messages:
+                idle = 0.001
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(idle)
+                idle = min(idle * 2, 0.02)
+
+    def _accept(self, msg: Any) -> None:
+        err = msg.error()
+        if err is not None:
+            if err.code() != RdKafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", err)
+            return
+        tp = (msg.topic(), msg.partition())
+        gen = self._gen.get(tp)
+        if gen is None:  # assigned before our callback ran (should not happen)
+            gen = self._gen[tp] = 0
+            self._tracker.assign(tp)
+        item = _Item(tp, msg.offset(), gen, msg.key(), msg.value() or b"")
+        self._tracker.add(tp, item.offset)
+        self._buffered += 1
+        try:
+            item.env = decode(item.value)
+        except EnvelopeError as exc:
+            item.error = exc
+        lane_key = (tp[1], item.key if item.key is not None else ("offset", item.offset))
+        lane = self._lanes.get(lane_key)
+        if lane is not None:
+            lane.append(item)
+            return
+        lane = self._lanes[lane_key] = deque((item,))
+        task = asyncio.create_task(self._run_lane(lane_key, lane))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_lane(self, lane_key: tuple[int, Any], lane: deque[_Item]) -> None:
+        """Deliver one key's records in order; the lane disappears when it runs dry."""
+        try:
+            while lane:
+                item = lane[0]
+                if self._gen.get(item.tp) == item.gen:
+                    await self._handle(item)
+                lane.popleft()
+                self._buffered -= 1
+        finally:
+            if self._lanes.get(lane_key) is lane:
+                del self._lanes[lane_key]
+
+    async def _handle(self, item: _Item) -> None:
+        rs = self.settings.replayer
+        if item.error is not None or item.env is None:
+            reason = item.error.reason if item.error else "not-envelope"
+            self.metrics.failed.labels(self.target, reason).inc()
+            self._to_dlq(item, reason, str(item.error), 0)
+            return
+        env = item.env
+        blocked = self.rewriter.blocked(env)
+        if blocked is not None:
+            self.metrics.skipped.labels(self.target, blocked).inc()
+            self._publish(item, self._result(env, Delivery(error_kind="blocked", error=blocked)))
+            return
+        await self.pacer.wait(env.ts)
+        if self.bucket is not None:
+            await self.bucket.acquire()
+        out = self.rewriter.rewrite(env)
+        async with self._sem:
+            self._m_in_flight.inc()
+            try:
+                assert self._client is not None
+                delivery = await deliver(self._client, out, self.policy, on_retry=self._on_retry)
+            finally:
+                self._m_in_flight.dec()
+        if delivery.failed or delivery.error_kind:
+            self.metrics.failed.labels(self.target, delivery.error_kind).inc()
+            self._to_dlq(item, delivery.error_kind, delivery.error, delivery.attempts)
+        else:
+            status = delivery.status or 0
+            self.metrics.delivered.labels(self.target, f"{status // 100}xx").inc()
+            self._m_latency.observe(delivery.duration_ms / 1000)
+        if rs.results:
+            self._publish(item, self._result(env, delivery))
+        elif not item.acks:
+            self._finish(item)
+
+    def _on_retry(self, reason: str) -> None:
+        self.metrics.retries.labels(self.target, reason).inc()
+
+    def _result(self, env: Envelope, d: Delivery) -> results.Result:
+        return results.Result(
+            id=env.id,
+            target=self.target,
+            group=self.settings.replayer.group,
+            ts=time.time_ns() // 1_000_000,
+            method=env.method,
+            path=env.path,
+            status=d.status,
+            headers=d.headers or [],
+            body=d.body,
+            body_size=d.body_size,
+            truncated=d.truncated,
+            duration_ms=d.duration_ms,
+            attempts=d.attempts,
+            error=d.error,
+            error_kind=d.error_kind,
+        )
+
+    # -- output and bookkeeping ---------------------------------------------------------
+
+    def _publish(self, item: _Item, result: results.Result) -> None:
+        if not self.settings.replayer.results:
+            if not item.acks:
+                self._finish(item)
+            return
+        self._produce(item, self.settings.topics.results, results.encode(result), None)
+
+    def _to_dlq(self, item: _Item, reason: str, error: str, attempts: int) -> None:
+        headers = [
+            ("shadowtap-dlq-reason", reason.encode()),
+            ("shadowtap-dlq-error", error[:1000].encode("utf-8", "replace")),
+            ("shadowtap-dlq-stage", b"replayer"),
+            ("shadowtap-dlq-target", self.target.encode()),
+            ("shadowtap-dlq-group", self.settings.replayer.group.encode()),
+            ("shadowtap-dlq-attempts", str(attempts).encode()),
+            ("shadowtap-source-topic", item.tp[0].encode()),
+            ("shadowtap-source-partition", str(item.tp[1]).encode()),
+            ("shadowtap-source-offset", str(item.offset).encode()),
+        ]
+        self._produce(item, self.settings.topics.dlq, item.value, headers)
+
+    def _produce(
+        self, item: _Item, topic: str, value: bytes, headers: list[tuple[str, bytes]] | None
+    ) -> None:
+        item.acks += 1
+        self._unacked += 1
+        key = item.env.id.encode() if item.env is not None else item.key
+
+        def acked(err: Any, _msg: Any) -> None:
+            if err is not None:
+                log.warning("could not write to %s (%s); retrying", topic, err)
+                self._unacked -= 1
+                item.acks -= 1
+                self._produce(item, topic, value, headers)
+                return
+            self._unacked -= 1
+            item.acks -= 1
+            if item.acks == 0:
+                self._finish(item)
+
+        while True:
+            try:
+                self._producer.produce(topic, value, key=key, headers=headers, on_delivery=acked)
+                return
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                self._producer.poll(0.05)
+
+    def _finish(self, item: _Item) -> None:
+        if self._gen.get(item.tp) == item.gen:
+            self._tracker.done(item.tp, item.offset)
+        self.delivered += 1
+
+    def _commit(self, sync: bool = False, only: list[TP] | None = None) -> None:
+        offsets = self._tracker.to_commit(only)
+        if not offsets or self._consumer is None:
+            return
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=not sync
+            )
+        except KafkaException as exc:
+            log.warning("commit failed: %s", exc)
+            return
+        self._tracker.committed(offsets)
+        self.metrics.commits.inc()
+
+    def _pause(self) -> None:
+        self._paused = True
+        with contextlib.suppress(KafkaException):
+            self._consumer.pause(self._consumer.assignment())
+
+    def _resume(self) -> None:
+        self._paused = False
+        with contextlib.suppress(KafkaException):
+            self._consumer.resume(self._consumer.assignment())
+
+    async def _drain(self, timeout: float) -> None:
+        """Stop reading; give lanes and pending acks ``timeout`` seconds to finish."""
+        with contextlib.suppress(KafkaException):
+            self._consumer.pause(self._consumer.assignment())
+        deadline = time.monotonic() + timeout
+        while (self._lanes or self._unacked) and time.monotonic() < deadline:
+            self._producer.poll(0.005)
+            await asyncio.sleep(0.005)
+        if self._lanes:
+            log.warning("drain deadline: %d records unfinished, sent again later", self._buffered)
+
+    # -- librdkafka callbacks (run inside consume(), on the loop thread) -----------------
+
+    def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            self._gen[tp] = self._gen.get(tp, 0) + 1
+            self._tracker.assign(tp)
+        if self._paused:
+            self._repause = True
+        log.info("assigned %s", [p.partition for p in partitions])
+
+    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._commit(sync=True, only=tps)
+        self._forget(tps)
+        log.info("revoked %s", [p.partition for p in partitions])
+
+    def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._forget([(p.topic, p.partition) for p in partitions])
+
+    def _forget(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self._tracker.revoke(tp)
+            self._gen[tp] = self._gen.get(tp, 0) + 1
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(tp[0], str(tp[1]))
+
+    def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
+        if err is not None:
+            log.warning("offset commit failed: %s", err)
+            # Force the next timer to commit these positions again.
+            self._tracker.committed([(p.topic, p.partition, -1) for p in partitions])
+
+    def _on_stats(self, text: str) -> None:
+        with contextlib.suppress(Exception):
+            stats = orjson.loads(text)
+            for topic, info in stats.get("topics", {}).items():
+                for pid, part in info.get("partitions", {}).items():
+                    lag = part.get("consumer_lag", -1)
+                    if int(pid) >= 0 and lag >= 0 and self._tracker.owns((topic, int(pid))):
+                        self.metrics.lag.labels(topic, pid).set(lag)
+
+
+def run_replayer(
+    settings: Settings,
+    *,
+    target: str | None = None,
+    group: str | None = None,
+    client_factory: Callable[[], httpx.AsyncClient] | None = None,
+) -> int:
+    """Run one worker until SIGTERM/SIGINT; return the exit status. The CLI calls this."""
+    overrides: dict[str, Any] = {}
+    if target:
+        overrides["target"] = target
+    if group:
+        overrides["group"] = group
+    if overrides:
+        settings = replace(settings, replayer=replace(settings.replayer, **overrides))
+
+    async def main() -> None:
+        client = client_factory() if client_factory else None
+        replayer = Replayer(settings, client)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, replayer.stop)
+        log.info(
+            "replaying %s to %s as group %s",
+            settings.topics.mirror,
+            replayer.rewriter.target.origin,
+            settings.replayer.group,
+        )
+        try:
+            await replayer.run()
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    try:
+        asyncio.run(main())
+    except KafkaException as exc:
+        raise KafkaError(f"replayer: {exc}") from exc
+    return 0

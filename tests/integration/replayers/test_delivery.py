@@ -1,0 +1,110 @@
+"""A replayer in a thread against a real broker and a real HTTP target."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+
+from shadowtap.config import RequestRule, Settings
+from shadowtap.envelope import Envelope
+from tests.integration.replayers.conftest import (
+    Reader,
+    TargetServer,
+    ThreadWorker,
+    committed,
+    envelopes,
+    produce,
+    with_replayer,
+)
+
+
+def test_every_record_is_delivered_rewritten_with_a_result_and_committed(
+    rsettings: Settings,
+    target: TargetServer,
+    thread_worker: Callable[[Settings], ThreadWorker],
+    reader: Callable[[str], Reader],
+) -> None:
+    s = with_replayer(rsettings, target=target.url + "/shadow", target_name="staging")
+    records = envelopes(60)
+    records[0].headers = [("Connection", "close, X-Secret"), ("X-Secret", "1"), ("Accept", "*/*")]
+    produce(s, list(records))
+    worker = thread_worker(s)
+    out = reader(s.topics.results)
+    out.until(lambda r: len(r.messages) >= 60)
+    got = {r.id: r for r in out.results()}
+    assert set(got) == {e.id for e in records}
+    assert {r.status for r in got.values()} == {200}
+    assert all(r.target == "staging" and r.body == b"ok" for r in got.values())
+    assert ["X-Target", "yes"] in [list(h) for h in got[records[0].id].headers]
+
+    seen = {s_.headers["X-Shadowtap-Id"]: s_ for s_ in target.seen}
+    first = seen[records[0].id]
+    assert first.path == "/shadow/api/items/0"
+    assert first.headers["Idempotency-Key"] == records[0].id
+    assert first.headers["X-Mirrored-From"] == "shop.example"
+    assert first.headers["Host"] == f"127.0.0.1:{target.port}"
+    assert first.body == b'{"n":0}'
+    assert "X-Secret" not in first.headers
+
+    # Committed offsets reach the end of every partition once all results are acknowledged.
+    deadline = time.monotonic() + 20
+    while sum(max(0, o) for o in committed(s, s.replayer.group).values()) < 60:
+        assert time.monotonic() < deadline, committed(s, s.replayer.group)
+        time.sleep(0.2)
+    worker.stop()
+    assert worker.error is None
+
+
+def test_same_key_in_order_and_denied_paths_never_sent(
+    rsettings: Settings,
+    target: TargetServer,
+    thread_worker: Callable[[Settings], ThreadWorker],
+    reader: Callable[[str], Reader],
+) -> None:
+    s = with_replayer(
+        rsettings,
+        target=target.url,
+        deny=(RequestRule(path="/payments*", methods=("POST",)),),
+        max_in_flight=16,
+    )
+    sessions = 4
+    records = [
+        Envelope(method="POST", path=f"/api/s{i % sessions}", body=b"%d" % i, host="h")
+        for i in range(200)
+    ]
+    payments = [Envelope(method="POST", path="/payments/1", host="h") for _ in range(5)]
+    all_records = records + payments
+    produce(s, list(all_records), key=lambda i: b"session-%d" % (i % sessions))
+    thread_worker(s)
+    out = reader(s.topics.results)
+    out.until(lambda r: len(r.messages) >= len(all_records))
+    blocked = [r for r in out.results() if r.error_kind == "blocked"]
+    assert {r.id for r in blocked} == {e.id for e in payments}
+    assert not [x for x in target.seen if x.path.startswith("/payments")]
+    # Per session key, the target saw the requests in the order they were produced.
+    for k in range(sessions):
+        sent = [int(x.body) for x in target.seen if x.path == f"/api/s{k}"]
+        assert sent == sorted(sent) and len(sent) == 50
+
+
+def test_undecodable_record_goes_to_dlq_and_the_rest_flows(
+    rsettings: Settings,
+    target: TargetServer,
+    thread_worker: Callable[[Settings], ThreadWorker],
+    reader: Callable[[str], Reader],
+) -> None:
+    s = with_replayer(rsettings, target=target.url)
+    good = envelopes(5)
+    bad = [b"not json at all", orjson.dumps({"v": 9, "id": "x"})]
+    produce(s, [*good[:2], *bad, *good[2:]])
+    thread_worker(s)
+    dlq = reader(s.topics.dlq)
+    dlq.until(lambda r: len(r.messages) >= 2)
+    reasons = sorted(dict(m.headers())["shadowtap-dlq-reason"].decode() for m in dlq.messages)
+    assert reasons == ["not-json", "unsupported-version"]
+    assert sorted(m.value() for m in dlq.messages) == sorted(bad)
+    res = reader(s.topics.results)
+    res.until(lambda r: len(r.messages) >= 5)
+    assert {r.id for r in res.results()} == {e.id for e in good}
