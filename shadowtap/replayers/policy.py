@@ -232,5 +232,5 @@ def make_client(settings: ReplayerSettings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
     )
     # Mirrored requests carry the recorded headers only, not httpx's defaults.
-    client.headers = httpx.Headers()
+    client.headers.clear()
     return client
