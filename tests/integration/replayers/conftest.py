@@ -57,8 +57,8 @@ class TargetServer:
     ``reset`` (sends half a body, then closes the connection), ``slow:0.2`` (answers late).
     """
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or free_port()
         self.mode = "ok"
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
@@ -131,9 +131,15 @@ class TargetServer:
             await asyncio.sleep(float(mode.split(":")[1]))
         return web.Response(status=200, text="ok", headers={"X-Target": "yes"})
 
+    def release(self) -> None:
+        """Let every hanging request answer 200."""
+        self.mode = "ok"
+        self._loop.call_soon_threadsafe(self._release.set)
+
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
 
 
 @pytest.fixture
@@ -141,6 +147,20 @@ def target() -> Iterator[TargetServer]:
     server = TargetServer()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def late_target() -> Iterator[Callable[[int], TargetServer]]:
+    """Start a target later, on a port chosen before (connections are refused until then)."""
+    servers: list[TargetServer] = []
+
+    def start(port: int) -> TargetServer:
+        servers.append(TargetServer(port))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture
