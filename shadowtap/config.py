@@ -231,6 +231,7 @@ class ProcessorSettings:
     # worker
     batch_size: int = 1000
     batch_within_s: float = 0.05
+    session_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ Usage::
 One agent reads the captured topic and runs decode → filter → sample → dedup → scrub →
 route (shadowtap.processors.pipeline) on each record, then sends it to its output topic, or
 to the DLQ with the reason in the Kafka headers (``shadowtap-dlq-reason``, …). Nothing a
-record contains can crash the worker. Offsets are committed by Faust only after the producer
-has flushed, so every record is in its output before its offset moves (at-least-once).
+record contains can crash the worker. Records are handled in batches; a batch's output is sent at
+once and awaited until the broker acknowledges it, and only then are its events acked, so an
+offset is committed only after its record is in its output topic (at-least-once).
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
 rebalanced worker recovers it from the changelog, and windows expire after
 ``2 × dedup_window_s``. Start more workers with the same ``group`` to scale out (each keeps the
@@ -24,7 +25,9 @@ Settings (``[processor]`` in TOML, ``SHADOWTAP_PROCESSOR_*`` in the environment)
 - ``group`` — consumer group and Faust app id (``shadowtap-processor``);
 - ``web_port`` — Prometheus ``/metrics`` port (6066; 0 turns it off); see
   shadowtap.processors.metrics;
-- ``batch_size`` — records the consumer fetches at once (1000);
+- ``batch_size``, ``batch_within_s`` — records handled per batch (1000) and how long to wait
+  to fill one (0.05); a batch's offsets move only after all its output is acknowledged;
+- ``session_timeout_s`` — how long before a silent worker's partitions move (30);
 - filter: ``filter_paths``, ``filter_user_agents``, ``extra_filter_paths``,
   ``extra_filter_user_agents`` (shadowtap.processors.filters);
 - sampling: ``sample_percent``, ``sample_by``, ``session_header``, ``session_cookie``,
@@ -43,6 +46,7 @@ to it (plaintext brokers only for now).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -96,6 +100,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> Any:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=0.5,
         broker_max_poll_records=p.batch_size,
+        # a crashed worker's partitions move to the others after this long
+        broker_session_timeout=p.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, p.session_timeout_s / 6),
         table_cleanup_interval=max(1.0, p.dedup_window_s / 2),
         stream_wait_empty=False,
         # the dedup table's changelog keys are (fingerprint, window) pairs: JSON, not raw
@@ -119,29 +126,47 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> Any:
 
     @app.agent(source)
     async def process(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            outcome: Outcome = pipeline.process(event.value, message.key)
-            metrics.record(outcome)
-            if outcome.kind == "out":
-                assert outcome.topic is not None
-                await outputs[outcome.topic].send(
-                    key=message.key, value=outcome.value, headers=outcome.headers
-                )
-            elif outcome.kind == "dlq":
-                log.warning(
-                    "DLQ %s at %s[%d]@%d: %s",
-                    outcome.reason,
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    outcome.error[:200],
-                )
-                await dlq.send(
-                    key=message.key,
-                    value=event.value if event.value is not None else b"",
-                    headers=dlq_headers(outcome, message.topic, message.partition, message.offset),
-                )
+        async for events in stream.take_events(p.batch_size, within=p.batch_within_s):
+            results = []
+            for event in events:
+                # Table writes use the current event's partition and timestamp: make it this one.
+                stream._set_current_event(event)
+                outcome = pipeline.process(event.value, event.message.key)
+                metrics.record(outcome)
+                if outcome.kind != "drop":
+                    results.append((event, outcome))
+            # Dedup memory first: once a record is in its output, the changelog must already
+            # say it was seen, or a crash could let a later copy through and drop the original.
+            if pipeline.seen is not None:
+                await app.producer.flush()
+            pending = [await _send(event, outcome) for event, outcome in results]
+            # The batch is acked (its offsets become committable) only after this returns.
+            if pending:
+                await asyncio.gather(*pending)
+
+    async def _send(event: Any, outcome: Outcome) -> Any:
+        message = event.message
+        # force=True: publish now instead of attaching to the offset commit, so the batch can
+        # wait for the broker's acknowledgement itself.
+        if outcome.kind == "out":
+            assert outcome.topic is not None
+            return await outputs[outcome.topic].send(
+                key=message.key, value=outcome.value, headers=outcome.headers, force=True
+            )
+        log.warning(
+            "DLQ %s at %s[%d]@%d: %s",
+            outcome.reason,
+            message.topic,
+            message.partition,
+            message.offset,
+            outcome.error[:200],
+        )
+        return await dlq.send(
+            key=message.key,
+            value=event.value if event.value is not None else b"",
+            headers=dlq_headers(outcome, message.topic, message.partition, message.offset),
+            force=True,
+        )
 
     return app
 
