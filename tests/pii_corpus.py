@@ -211,6 +211,43 @@ def _json_payload(g: _Gen) -> dict[str, Any]:
     }
 
 
+def typical_body(seed: int) -> tuple[bytes, list[tuple[str, str]]]:
+    """A ~1 KB JSON order with a typical handful of PII values (e-mail, phone, card, IP)."""
+    g = _Gen(seed)
+    r = g.r
+    doc = {
+        "order_id": f"ORD-{r.randint(2020, 2026)}-{r.randint(1, 999999):06d}",
+        "request_uuid": str(uuid.UUID(int=r.getrandbits(128))),
+        "created_at": f"2025-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}T10:00:00Z",
+        "status": r.choice(STATUSES),
+        "customer": {
+            "id": r.randint(1, 500000),
+            "first_name": r.choice(FIRST).title(),
+            "email": g.email(),
+            "phone": g.phone(),
+            "tier": r.choice(["gold", "silver", "basic"]),
+            "address": {
+                "street": f"{r.randint(1, 300)} Main Street",
+                "city": r.choice(CITIES),
+                "zip": f"{r.randint(10000, 99999)}",
+                "country": r.choice(["DE", "FR", "US", "GB"]),
+            },
+        },
+        "payment": {"method": "card", "card_number": g.card(), "expiry": "09/28"},
+        "client": {"ip": g.ip(), "lang": "en-US", "ua": "Mozilla/5.0 (X11; Linux x86_64)"},
+        "items": [g.clean_item() for _ in range(3)],
+        "shipping": {
+            "carrier": r.choice(["DHL", "UPS", "FedEx"]),
+            "days": r.randint(1, 5),
+            "note": "Leave the parcel at the front door and ring twice, thank you!",
+        },
+        "amount_cents": r.randint(100, 90000),
+        "gift": r.random() < 0.3,
+        "coupon": None,
+    }
+    return orjson.dumps(doc), g.planted
+
+
 def _form_payload(g: _Gen) -> str:
     r = g.r
     pairs = [

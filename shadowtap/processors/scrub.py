@@ -77,10 +77,11 @@ _PRESCREEN = re.compile(
     r"\b[spr]k_|gh[pousr]_|xox[abpr]-|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[A-Za-z]{2}\d{2}"
 )
 _PHONE_SPAN = re.compile(r"(?<![\w.+/-])\+?\(?\d[\d\s().-]{5,19}\d(?![\w/]|\.\d|-\d|@)")
+_NANP = re.compile(r"(?:\+?1[ .-]?)?\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]?\d{4}")
 _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}")
 _GATES: dict[str, Callable[[str], bool]] = {
     "EMAIL_ADDRESS": lambda s: "@" in s,
-    "CREDIT_CARD": lambda s: sum(c.isdigit() for c in s) >= 12,
+    "CREDIT_CARD": re.compile(r"(?:\d[ -]?){12}").search,  # type: ignore[dict-item]
     "IBAN_CODE": re.compile(r"[A-Za-z]{2}\d{2}").search,  # type: ignore[dict-item]
     "US_SSN": re.compile(r"\d{3}[- .]\d{2}[- .]\d{4}").search,  # type: ignore[dict-item]
     "IP_ADDRESS": re.compile(
@@ -110,6 +111,51 @@ def offline_tldextract() -> None:
     tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(
         suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True
     )
+
+
+class _Direct:
+    """A Presidio PatternRecognizer's own patterns and validators, without its result objects.
+
+    Same decisions as ``PatternRecognizer.analyze`` (regex, ``validate_result`` lifting the
+    score to 1 or discarding, ``invalidate_result`` discarding) at a fraction of the cost.
+    """
+
+    __slots__ = ("_patterns", "_rec")
+
+    def __init__(self, recognizer: Any) -> None:
+        import regex  # type: ignore[import-untyped]
+
+        flags = recognizer.global_regex_flags or 0
+        self._rec = recognizer
+        self._patterns = [(regex.compile(p.regex, flags), p.score) for p in recognizer.patterns]
+
+    def __call__(self, text: str) -> list[tuple[int, int, float]]:
+        best: dict[tuple[int, int], float] = {}  # one result per span, the highest score
+        for rx, base in self._patterns:
+            for m in rx.finditer(text):
+                span = m.span()
+                if span[0] == span[1]:
+                    continue
+                matched = text[span[0] : span[1]]
+                valid = self._rec.validate_result(matched)
+                if valid is False or self._rec.invalidate_result(matched):
+                    continue
+                score = 1.0 if valid else base
+                if score > best.get(span, 0.0):
+                    best[span] = score
+        return [(start, end, score) for (start, end), score in best.items()]
+
+
+class _Analyze:
+    """A recognizer with its own ``analyze`` (IBAN), called as Presidio would."""
+
+    __slots__ = ("_entity", "_rec")
+
+    def __init__(self, recognizer: Any, entity: str) -> None:
+        self._rec, self._entity = recognizer, entity
+
+    def __call__(self, text: str) -> list[tuple[int, int, float]]:
+        return [(r.start, r.end, r.score) for r in self._rec.analyze(text, [self._entity], None)]
 
 
 class _Finding:
@@ -157,12 +203,16 @@ class Detector:
                 global_regex_flags=0,
             ),
         }
-        self._recognizers: list[tuple[str, Callable[[str], Any], Any]] = []
+        self._recognizers: list[
+            tuple[str, Callable[[str], Any], Callable[[str], list[tuple[int, int, float]]]]
+        ] = []
         for entity in self.entities:
             if entity == "PHONE_NUMBER":
                 continue
             if entity in factories:
-                self._recognizers.append((entity, _GATES[entity], factories[entity]()))
+                rec = factories[entity]()
+                run = _Analyze(rec, entity) if entity == "IBAN_CODE" else _Direct(rec)
+                self._recognizers.append((entity, _GATES[entity], run))
             elif not nlp_model:
                 raise ScrubError(
                     f"scrub entity {entity!r} has no pattern recognizer here; known: "
@@ -180,11 +230,12 @@ class Detector:
         if not _PRESCREEN.search(text) and not (phone_hint and self._phones):
             return self._find_nlp(text, [])
         found: list[_Finding] = []
-        for entity, gate, recognizer in self._recognizers:
+        for entity, gate, run in self._recognizers:
             if gate(text):
-                for r in recognizer.analyze(text, [entity], None):
-                    if r.score >= self.thresholds.get(entity, DEFAULT_THRESHOLD):
-                        found.append(_Finding(r.start, r.end, entity, r.score))
+                threshold = self.thresholds.get(entity, DEFAULT_THRESHOLD)
+                for start, end, score in run(text):
+                    if score >= threshold:
+                        found.append(_Finding(start, end, entity, score))
         if self._phones:
             found.extend(self._find_phones(text, phone_hint, found))
         return self._find_nlp(text, found)
@@ -340,6 +391,15 @@ class Pseudonyms:
 
     def _phone_number(self, value: str) -> str:
         digits = _only_digits(value)
+        nanp = _NANP.fullmatch(value)
+        if nanp:
+            # +1 / (NPA) NXX-XXXX: keep the area code, draw a valid exchange (not N11, not 555)
+            # and line, so the result is a valid number without asking phonenumbers.
+            d = self.digits("phone", digits, 7)
+            exchange = f"{2 + int(d[0]) % 8}{d[1]}{d[2]}"
+            if exchange[1:] == "11" or exchange == "555":
+                exchange = exchange[0] + "23"
+            return _relayout(value, digits[: len(digits) - 7] + exchange + d[3:])
         keep = 2 if value.lstrip("(").startswith("+") else 0
         keep += 3 if len(digits) >= 10 else 0
         keep = min(keep, len(digits) - 4)
@@ -469,6 +529,7 @@ class Scrubber:
         self._skip = frozenset(h.lower() for h in skip_headers)
         self._cache: dict[tuple[str, bool], tuple[str, tuple[str, ...]]] = {}
         self._cache_size = cache_size
+        self._phone_names: dict[str, bool] = {}
 
     @classmethod
     def from_settings(cls, s: ProcessorSettings) -> Scrubber:
@@ -609,13 +670,14 @@ class Scrubber:
 
     def json(self, node: Any, name: str | None, counts: Counter[str]) -> Any:
         """A JSON value with the same shape; ``name`` is the key it sits under."""
-        if isinstance(node, dict):
-            return {k: self.json(v, k, counts) for k, v in node.items()}
-        if isinstance(node, list):
-            return [self.json(v, name, counts) for v in node]
-        if isinstance(node, str):
+        kind = type(node)
+        if kind is str:
             return self.value(node, name, counts) if node else node
-        if isinstance(node, bool) or node is None:
+        if kind is dict:
+            return {k: self.json(v, k, counts) for k, v in node.items()}
+        if kind is list:
+            return [self.json(v, name, counts) for v in node]
+        if kind is bool or node is None:
             return node
         if isinstance(node, int):
             if name is not None and self.fields.is_sensitive(name):
@@ -637,7 +699,14 @@ class Scrubber:
         if name is not None and self.fields.is_sensitive(name):
             counts[FIELD] += 1
             return self._field_value(value)
-        return self.text(value, counts, phone_hint=bool(name and _PHONE_HINT.search(name)))
+        hint = False
+        if name is not None:
+            hint = self._phone_names.get(name)  # type: ignore[assignment]
+            if hint is None:
+                hint = _PHONE_HINT.search(name) is not None
+                if len(self._phone_names) < 10_000:
+                    self._phone_names[name] = hint
+        return self.text(value, counts, phone_hint=hint)
 
     def text(self, value: str, counts: Counter[str], phone_hint: bool = False) -> str:
         """Free text: replace every entity found, reusing results for repeated values."""
