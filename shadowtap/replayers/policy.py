@@ -3,8 +3,8 @@
 Usage::
 
     policy = Policy.from_settings(settings.replayer)
-    client = make_client(settings.replayer)          # or any httpx.AsyncClient (tests)
-    delivery = await deliver(client, outgoing, policy)
+    sender = make_sender(settings.replayer)          # or HttpxSender(any httpx.AsyncClient)
+    delivery = await deliver(sender, outgoing, policy)
 
 Settings (section ``[replayer]``):
 
@@ -18,8 +18,10 @@ Settings (section ``[replayer]``):
   that is down makes lag grow instead of filling the DLQ, and the worker catches up when
   it returns (0 disables);
 - ``verify_tls`` (true), ``ca_file`` (PEM bundle of a private CA);
-- ``transport``: ``aiohttp`` (httpx API on aiohttp's connection pool, several times faster
-  at high concurrency, HTTP/1.1) or ``httpx`` (its own pool; ``http2 = true`` needs it).
+- ``transport``: ``aiohttp`` (default: aiohttp's client directly, the fastest, HTTP/1.1),
+  ``httpx-aiohttp`` (the httpx API on aiohttp's pool) or ``httpx`` (its own pool, slower at
+  high concurrency; ``http2 = true`` uses it). An injected ``httpx.AsyncClient`` (tests,
+  custom transports) always goes through :class:`HttpxSender`.
 
 Redirects are never followed: a 3xx is the target's answer and is recorded as such, so a
 mirrored request can never be sent to another host.
@@ -33,6 +35,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
 
@@ -131,7 +134,7 @@ def classify(exc: BaseException) -> str:
 
 
 async def deliver(
-    client: httpx.AsyncClient,
+    sender: Sender | httpx.AsyncClient,
     out: Outgoing,
     policy: Policy,
     *,
@@ -139,6 +142,8 @@ async def deliver(
     on_retry: Callable[[str], None] | None = None,
 ) -> Delivery:
     """Send ``out`` with ``policy``; never raises for HTTP or transport failures."""
+    if isinstance(sender, httpx.AsyncClient):
+        sender = HttpxSender(sender)
     result = Delivery()
     first_connect_failure: float | None = None
     started = time.perf_counter()
@@ -146,9 +151,9 @@ async def deliver(
         result.attempts += 1
         attempt_started = time.perf_counter()
         try:
-            await _attempt(client, out, policy, result)
-        except httpx.TransportError as exc:
-            kind = classify(exc)
+            await sender.attempt(out, policy, result)
+        except SendError as exc:
+            kind = exc.kind
             result.status, result.headers = None, None
             result.error_kind, result.error = kind, f"{type(exc).__name__}: {exc}"[:500]
             if kind == "connect" and policy.connect_retry_s > 0:
@@ -181,43 +186,169 @@ async def deliver(
         return result
 
 
-async def _attempt(
-    client: httpx.AsyncClient, out: Outgoing, policy: Policy, result: Delivery
-) -> None:
-    request = client.build_request(
-        out.method, out.url, headers=out.headers, content=out.body or None, timeout=policy.timeout
-    )
-    response = await client.send(request, stream=True, follow_redirects=False)
-    try:
-        body = bytearray()
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            room = policy.body_limit - len(body)
-            if room > 0:
-                body += chunk[:room]
-    finally:
-        await response.aclose()
-    result.status = response.status_code
-    result.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
-    result.body = bytes(body)
-    result.body_size = size
-    result.truncated = size > len(body)
+class SendError(Exception):
+    """A transport failure, classified (connect, timeout, disconnected, protocol)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Sender(Protocol):
+    """Sends one attempt; fills ``result`` or raises SendError."""
+
+    async def attempt(self, out: Outgoing, policy: Policy, result: Delivery) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxSender:
+    """Any ``httpx.AsyncClient``: the test seam (MockTransport) and the HTTP/2 path."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def attempt(self, out: Outgoing, policy: Policy, result: Delivery) -> None:
+        request = self.client.build_request(
+            out.method,
+            out.url,
+            headers=out.headers,
+            content=out.body or None,
+            timeout=policy.timeout,
+        )
+        try:
+            response = await self.client.send(request, stream=True, follow_redirects=False)
+            try:
+                body = bytearray()
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    room = policy.body_limit - len(body)
+                    if room > 0:
+                        body += chunk[:room]
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            raise SendError(classify(exc), f"{type(exc).__name__}: {exc}") from exc
+        result.status = response.status_code
+        result.headers = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
+        ]
+        result.body = bytes(body)
+        result.body_size = size
+        result.truncated = size > len(body)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+# aiohttp adds these when absent; a mirrored request carries the recorded headers only.
+_NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+
+
+class AiohttpSender:
+    """aiohttp's client directly: about three times the throughput of the httpx API."""
+
+    def __init__(self, settings: ReplayerSettings) -> None:
+        self._ssl = _ssl_option(settings)
+        self._limit = settings.max_in_flight
+        self._session: Any = None
+        self._timeouts: tuple[Policy, Any] | None = None
+
+    def _open(self) -> Any:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=self._limit, ssl=self._ssl)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, trust_env=False
+        )
+        return self._session
+
+    async def attempt(self, out: Outgoing, policy: Policy, result: Delivery) -> None:
+        import aiohttp
+        from yarl import URL
+
+        session = self._session or self._open()
+        try:
+            async with session.request(
+                out.method,
+                URL(out.url, encoded=True),
+                headers=out.headers,
+                data=out.body or None,
+                allow_redirects=False,
+                skip_auto_headers=_NO_AUTO_HEADERS,
+                timeout=self._timeout(policy),
+            ) as response:
+                body = bytearray()
+                size = 0
+                async for chunk in response.content.iter_chunked(65536):
+                    size += len(chunk)
+                    room = policy.body_limit - len(body)
+                    if room > 0:
+                        body += chunk[:room]
+                result.status = response.status
+                result.headers = [
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers
+                ]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SendError(_classify_aiohttp(exc), f"{type(exc).__name__}: {exc}") from exc
+        result.body = bytes(body)
+        result.body_size = size
+        result.truncated = size > len(body)
+
+    def _timeout(self, policy: Policy) -> Any:
+        import aiohttp
+
+        if self._timeouts is None or self._timeouts[0] is not policy:
+            timeout = aiohttp.ClientTimeout(
+                total=policy.timeout_s, sock_connect=policy.connect_timeout_s
+            )
+            self._timeouts = (policy, timeout)
+        return self._timeouts[1]
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _classify_aiohttp(exc: BaseException) -> str:
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect"
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "timeout"
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientOSError
+    ):
+        return "disconnected"
+    return "protocol"
+
+
+def _ssl_option(settings: ReplayerSettings) -> ssl.SSLContext | bool:
+    if settings.ca_file:
+        try:
+            return ssl.create_default_context(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"replayer.ca_file {settings.ca_file!r}: {exc}") from exc
+    return settings.verify_tls
+
+
+def make_sender(settings: ReplayerSettings) -> Sender:
+    """The sender a worker uses when no client is injected (see ``transport``)."""
+    if settings.transport == "aiohttp" and not settings.http2:
+        return AiohttpSender(settings)
+    return HttpxSender(make_client(settings))
 
 
 def make_client(settings: ReplayerSettings) -> httpx.AsyncClient:
     """The HTTP client a worker uses when none is injected (pool sized to the window)."""
-    verify: ssl.SSLContext | bool = settings.verify_tls
-    if settings.ca_file:
-        try:
-            verify = ssl.create_default_context(cafile=settings.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"replayer.ca_file {settings.ca_file!r}: {exc}") from exc
+    verify = _ssl_option(settings)
     limits = httpx.Limits(
         max_connections=settings.max_in_flight, max_keepalive_connections=settings.max_in_flight
     )
     transport: httpx.AsyncBaseTransport
-    if settings.transport == "aiohttp" and not settings.http2:
+    if settings.transport != "httpx" and not settings.http2:
         from httpx_aiohttp import AiohttpTransport
 
         transport = AiohttpTransport(verify=verify, limits=limits, trust_env=False)

@@ -180,6 +180,8 @@ class Rewriter:
 
     def blocked(self, env: Envelope) -> str | None:
         """Why this request must not reach the target (``denied``/``not-allowed``), or None."""
+        if not self._deny and not self._allow:
+            return None
         if any(rule.matches(env) for rule in self._deny):
             return "denied"
         if self._allow and not any(rule.matches(env) for rule in self._allow):
