@@ -283,7 +283,7 @@ class ReplayerSettings:
     connect_retry_s: float = 60.0
     verify_tls: bool = True
     ca_file: str = ""
-    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    transport: Literal["aiohttp", "httpx-aiohttp", "httpx"] = "aiohttp"
     http2: bool = False
     # results, commits, shutdown
     results: bool = True
