@@ -68,7 +68,7 @@ class TableSeen:
 
     def check_and_add(self, fp: str, request_id: str, ts_ms: int) -> bool:
         windows = self._table[fp]
-        for stored in (windows.current(), windows.delta(self._window_s)):
+        for stored in _lazy(windows.current, lambda: windows.delta(self._window_s)):
             if stored:
                 first_id, first_ts = stored
                 if first_id == request_id:
@@ -77,6 +77,12 @@ class TableSeen:
                     return True
         self._table[fp] = [request_id, ts_ms]
         return False
+
+
+def _lazy(*lookups: Any) -> Any:
+    # The previous window is read only when the current one has nothing: lookups are costly.
+    for lookup in lookups:
+        yield lookup()
 
 
 def build_app(settings: Settings, metrics: Metrics | None = None) -> Any:

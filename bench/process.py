@@ -1,0 +1,143 @@
+"""End-to-end throughput of one processor worker, all stages on, real broker.
+
+    python bench/process.py [--records 50000]
+
+Produces ``--records`` captured envelopes (~1 KB JSON bodies from tests/pii_corpus.py with an
+e-mail, phone, card and IP each; 2 % health checks, 2 % duplicates) to fresh topics, starts
+``shadowtap process`` as a subprocess, and reads the mirror topic until every expected record
+is there. The rate is output records over the span of their Kafka timestamps (first to last
+output), so worker start-up is not counted; the wall time from start to done is printed too.
+Uses SHADOWTAP_BOOTSTRAP if set, else a local broker (shadowtap.devkafka).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from shadowtap.config import Settings
+from shadowtap.devkafka import resolve_broker
+from shadowtap.envelope import Envelope, encode, kafka_headers
+from shadowtap.kafka import create_topics, make_consumer, make_producer
+from tests.pii_corpus import typical_body
+
+
+def _records(n: int) -> tuple[list[Envelope], int]:
+    out: list[Envelope] = []
+    expected = 0
+    for i in range(n):
+        if i % 50 == 7:
+            out.append(Envelope(method="GET", path="/healthz"))
+        elif i % 50 == 9 and out:
+            out.append(Envelope(method="POST", path=out[-2].path, body=out[-2].body))
+        else:
+            body, _ = typical_body(i)
+            headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+            out.append(Envelope(method="POST", path=f"/api/orders/{i}", headers=headers, body=body))
+            expected += 1
+    return out, expected
+
+
+def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
+    u = uuid.uuid4().hex[:8]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
+    env.update(
+        {
+            "SHADOWTAP_TOPICS_CAPTURED": f"bench-captured-{u}",
+            "SHADOWTAP_TOPICS_MIRROR": f"bench-mirror-{u}",
+            "SHADOWTAP_TOPICS_RESULTS": f"bench-results-{u}",
+            "SHADOWTAP_TOPICS_DLQ": f"bench-dlq-{u}",
+            "SHADOWTAP_PROCESSOR_GROUP": f"bench-{u}",
+            "SHADOWTAP_PROCESSOR_SCRUB_KEY": "bench-key",
+        }
+    )
+    env.update({f"SHADOWTAP_PROCESSOR_{k.upper()}": v for k, v in extra.items()})
+    settings = Settings.load(env=env, overrides={"kafka": {"bootstrap": bootstrap}})
+    create_topics(settings)
+    records, expected = _records(n)
+    producer = make_producer(settings.kafka)
+    for e in records:
+        producer.produce(
+            settings.topics.captured, encode(e), key=e.id.encode(), headers=kafka_headers(e)
+        )
+        producer.poll(0)
+    producer.flush(60)
+    print(f"produced {len(records)} records ({expected} should reach the mirror)")
+
+    consumer = make_consumer(settings.kafka, f"bench-reader-{u}")
+    consumer.subscribe([settings.topics.mirror])
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (kept for the worker's lifetime)
+        prefix="shadowtap-bench-", suffix=".log", delete=False
+    )
+    started = time.monotonic()
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shadowtap.cli",
+            "process",
+            "--bootstrap",
+            bootstrap,
+            "--web-port",
+            "0",
+            "--loglevel",
+            "warning",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        seen = 0
+        first_ts = last_ts = 0
+        deadline = time.monotonic() + 600
+        while seen < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                seen += 1
+                ts = msg.timestamp()[1]
+                first_ts = ts if not first_ts else min(first_ts, ts)
+                last_ts = max(last_ts, ts)
+        wall = time.monotonic() - started
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+        consumer.close()
+    span = max(last_ts - first_ts, 1) / 1000
+    print(
+        f"process: {seen}/{expected} records out, {seen / span:,.0f} records/s "
+        f"(first to last output {span:.1f}s; {wall:.1f}s wall including start-up); "
+        f"worker log {log.name}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument(
+        "--set", action="append", default=[], help="processor setting, e.g. dedup_enabled=false"
+    )
+    args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.set)
+    with resolve_broker(f"bench-{os.getpid()}", ephemeral=True) as broker:
+        run(broker.bootstrap, args.records, extra)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
