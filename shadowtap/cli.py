@@ -3,8 +3,10 @@
     shadowtap kafka start|stop|status     a local Apache Kafka for the demo and development
     shadowtap kafka fetch                 only fetch its jars (CI, offline preparation)
     shadowtap topics create|describe      the topics of DESIGN.md, from configuration
+    shadowtap collect                     HTTP sink for nginx/Envoy/Istio mirrors → captured
     shadowtap process                     the Faust processor: captured → mirror
     shadowtap replay --target URL --group NAME   a replayer worker: mirror → target
+    shadowtap demo                        the whole pipeline on demo apps, with a report
 
 Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--bootstrap``.
 Without either, a local broker started by ``shadowtap kafka start`` is found by itself.
@@ -18,6 +20,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from shadowtap import __version__
@@ -124,6 +127,25 @@ def _topics(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from shadowtap.demo import run_demo
+
+    return run_demo(
+        requests=args.requests, report_dir=Path(args.report_dir), keep_kafka=args.keep_kafka
+    )
+
+
+def _collect(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from shadowtap.producers.collector import serve
+
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve(load_settings(args), args.host, args.port))
+    return 0
+
+
 def _process(args: argparse.Namespace) -> int:
     from shadowtap.processors.app import run_worker
 
@@ -166,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
     kafka.add_argument("--name", default="default", help="instance name (default: default)")
     kafka.set_defaults(handler=_kafka)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline locally on demo apps and report")
+    demo.add_argument("--requests", type=int, default=200, help="requests to send (default 200)")
+    demo.add_argument("--report-dir", default=".", help="where the JSON and HTML reports go")
+    demo.add_argument("--keep-kafka", action="store_true", help="leave a broker it started running")
+    demo.set_defaults(handler=_demo)
+
+    collect = sub.add_parser(
+        "collect", parents=[common], help="HTTP sink for nginx/Envoy/Istio mirrored requests"
+    )
+    collect.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    collect.add_argument("--port", type=int, default=8787, help="listen port (default 8787)")
+    collect.add_argument("--loglevel", default="info", help="log level (default: info)")
+    collect.set_defaults(handler=_collect)
 
     process = sub.add_parser(
         "process", parents=[common], help="run the Faust processor: captured → mirror"

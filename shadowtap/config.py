@@ -96,9 +96,12 @@ class CaptureSettings:
     principal_jwt_claim: str = ""
     hash_key: str = ""
     queue_max_messages: int = 100_000
-    queue_max_kbytes: int = 64 * 1024
+    queue_max_kbytes: int = 32 * 1024
+    delivery_timeout_s: float = 30.0
     flush_timeout_s: float = 2.0
     log_interval_s: float = 60.0
+    collector_secret: str = ""
+    collector_secret_header: str = "X-Shadowtap-Secret"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,255 @@
+"""The capture core shared by the ASGI, WSGI and Django middleware and the collector.
+
+Every decision is made before anything is copied, from settings compiled once
+(``[capture]``):
+
+- ``enabled`` — off switch;
+- ``include_paths`` / ``exclude_paths`` — globs (``/api/*``) or regexes (``^/v[12]/``);
+- ``include_methods`` / ``exclude_methods``;
+- ``sample_percent`` — deterministic on the request id (the same hash as the processor);
+- ``max_request_body`` / ``max_response_body`` — bytes copied per direction; over it the
+  record keeps no body and says ``truncated``;
+- ``content_types`` — copy bodies only of these types (prefix match; empty: all);
+- ``redact_headers`` — added to Authorization, Cookie, Set-Cookie, X-Api-Key,
+  Proxy-Authorization, whose values never leave the process;
+- ``session_header`` / ``session_cookie`` — session affinity: the keyed hash of its value is
+  the Kafka key, so one session stays in order on one partition;
+- ``principal_header`` / ``principal_jwt_claim`` — who made the request, kept only as a
+  keyed hash in ``meta.principal`` so replayers can map users to staging accounts;
+- ``hash_key`` — the HMAC key for those hashes (set it; the default is for development);
+- ``source`` — the service name written into every record.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from shadowtap.config import Settings
+from shadowtap.envelope import Envelope, Headers, Response, encode, kafka_headers
+from shadowtap.processors._patterns import compile_paths, upper_methods
+from shadowtap.processors.sampling import should_sample
+from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher
+
+log = logging.getLogger("shadowtap.capture")
+
+ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization")
+REDACTED = "[redacted]"
+
+
+class Capturer:
+    """Edge decisions and publishing for one app; built once, used by every request."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        publisher: Publisher | None = None,
+        metric_hook: MetricHook | None = None,
+    ) -> None:
+        settings = settings or Settings.load()
+        c = settings.capture
+        self.settings = settings
+        self.enabled = c.enabled
+        self.source = c.source
+        self.sample_percent = c.sample_percent
+        self.max_request_body = c.max_request_body
+        self.max_response_body = c.max_response_body
+        self._include = compile_paths(c.include_paths)
+        self._exclude = compile_paths(c.exclude_paths)
+        self._include_methods = upper_methods(c.include_methods)
+        self._exclude_methods = upper_methods(c.exclude_methods)
+        self._content_types = tuple(t.lower() for t in c.content_types)
+        self._redact = frozenset(ALWAYS_REDACTED) | {h.lower() for h in c.redact_headers}
+        self._session_header = c.session_header.lower()
+        self._session_cookie = c.session_cookie
+        self._principal_header = c.principal_header.lower()
+        self._principal_claim = c.principal_jwt_claim
+        self._hash_key = (c.hash_key or "shadowtap-development-key").encode()
+        self.metrics = publisher.metrics if publisher is not None else CaptureMetrics(metric_hook)
+        self.publisher = publisher if publisher is not None else Publisher(settings, self.metrics)
+
+    def wants(self, method: str, path: str) -> bool:
+        """Whether this request is captured at all (before any id, hash or copy)."""
+        if not self.enabled:
+            return False
+        if self._include_methods and method not in self._include_methods:
+            return False
+        if method in self._exclude_methods:
+            return False
+        if self._include is not None and self._include.match(path) is None:
+            return False
+        return self._exclude is None or self._exclude.match(path) is None
+
+    def sampled(self, request_id: str) -> bool:
+        return should_sample(request_id, self.sample_percent)
+
+    def wants_body(self, content_type: str | None) -> bool:
+        if not self._content_types:
+            return True
+        return content_type is not None and content_type.lower().startswith(self._content_types)
+
+    def redact(self, headers: Headers) -> Headers:
+        redact = self._redact
+        return [(k, REDACTED if k.lower() in redact else v) for k, v in headers]
+
+    def keyed_hash(self, value: str) -> str:
+        return hmac.new(
+            self._hash_key, value.encode("utf-8", "surrogateescape"), hashlib.sha256
+        ).hexdigest()[:32]
+
+    def session_key(self, headers: Headers) -> bytes | None:
+        """The hashed session affinity value, or None (then the record id is the key)."""
+        value = None
+        if self._session_header:
+            value = header_value(headers, self._session_header)
+        if value is None and self._session_cookie:
+            value = cookie_value(headers, self._session_cookie)
+        return None if value is None else self.keyed_hash(value).encode()
+
+    def principal(self, headers: Headers) -> str | None:
+        """The keyed hash of the caller's identity (a header or a JWT claim), or None."""
+        value = None
+        if self._principal_header:
+            value = header_value(headers, self._principal_header)
+        if value is None and self._principal_claim:
+            value = jwt_claim(header_value(headers, "authorization"), self._principal_claim)
+        return None if value is None else self.keyed_hash(value)
+
+    def publish(
+        self,
+        *,
+        request_id: str,
+        ts: int,
+        method: str,
+        scheme: str,
+        host: str,
+        path: str,
+        query: str,
+        headers: Headers,
+        body: bytes,
+        body_size: int,
+        truncated: bool,
+        client: str,
+        response: Response | None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Build the envelope (redacted, keyed) and queue it; never raises."""
+        with self.guard():
+            meta = meta or {}
+            principal = self.principal(headers)
+            if principal is not None:
+                meta["principal"] = principal
+            key = self.session_key(headers)
+            if response is not None:
+                response.headers = self.redact(response.headers)
+            env = Envelope(
+                id=request_id,
+                ts=ts,
+                source=self.source,
+                method=method,
+                scheme=scheme,
+                host=host,
+                path=path,
+                query=query,
+                headers=self.redact(headers),
+                body=body,
+                body_size=body_size,
+                truncated=truncated,
+                client=client,
+                response=response,
+                meta=meta,
+            )
+            self.publisher.publish(encode(env), key or request_id.encode(), kafka_headers(env))
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Swallow and count our own failures: they must never reach the app's users."""
+        try:
+            yield
+        except Exception:
+            self.metrics.count_dropped("internal-error")
+            log.debug("shadowtap capture failed", exc_info=True)
+
+    def flush(self, timeout: float | None = None) -> int:
+        with contextlib.suppress(Exception):
+            return self.publisher.flush(timeout)
+        return 0
+
+
+class BodyCopy:
+    """A bounded copy of a body as it streams past; past the limit it keeps only the size."""
+
+    __slots__ = ("chunks", "limit", "size", "truncated")
+
+    def __init__(self, limit: int, declared: int | None = None) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+        # Decided from Content-Length before buffering anything (as Sentry does).
+        self.truncated = declared is not None and declared > limit
+
+    def add(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if self.truncated:
+            return
+        if self.size > self.limit:
+            self.truncated = True
+            self.chunks = []
+            return
+        self.chunks.append(bytes(chunk))
+
+    def value(self) -> bytes:
+        return b"" if self.truncated else b"".join(self.chunks)
+
+
+def content_length(headers: Headers) -> int | None:
+    value = header_value(headers, "content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def header_value(headers: Headers, lower_name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == lower_name:
+            return value
+    return None
+
+
+def cookie_value(headers: Headers, name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() != "cookie":
+            continue
+        for part in value.split(";"):
+            k, sep, v = part.strip().partition("=")
+            if sep and k == name:
+                return v
+    return None
+
+
+def jwt_claim(authorization: str | None, claim: str) -> str | None:
+    """A claim from a Bearer JWT's payload, unverified: it is only hashed, never trusted."""
+    if not authorization or authorization[:7].lower() != "bearer ":
+        return None
+    parts = authorization[7:].strip().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    value = payload.get(claim) if isinstance(payload, dict) else None
+    return None if value is None else str(value)

@@ -1,0 +1,250 @@
+"""WSGI capture middleware: Flask, Django WSGI, any PEP 3333 app.
+
+    from shadowtap.producers.wsgi import ShadowtapWSGIMiddleware
+
+    app.wsgi_app = ShadowtapWSGIMiddleware(app.wsgi_app)        # Flask
+    application = ShadowtapWSGIMiddleware(get_wsgi_application())  # Django
+
+``wsgi.input`` is proxied: the app reads exactly what it would have read (bounded by
+Content-Length, like werkzeug's ``LimitedStream``) and a bounded copy is kept. The response
+iterable is wrapped in a generator that copies up to the limit and always calls the app's
+``close()``; ``wsgi.file_wrapper`` responses are returned untouched (so sendfile still
+works) and captured without their body. The record is queued when the server closes the
+response, i.e. after it was sent. Queued records are flushed at interpreter exit with a
+bounded timeout. Settings are in :mod:`shadowtap.producers.core`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from shadowtap.config import Settings
+from shadowtap.envelope import Headers, Response, new_id
+from shadowtap.producers.core import BodyCopy, Capturer, header_value
+from shadowtap.producers.publisher import MetricHook
+from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
+
+
+class ShadowtapWSGIMiddleware:
+    """Copies each captured request and its production response to Kafka."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        settings: Settings | None = None,
+        *,
+        capturer: Capturer | None = None,
+        metric_hook: MetricHook | None = None,
+    ) -> None:
+        self.app = app
+        self.capturer = capturer or Capturer(settings, metric_hook=metric_hook)
+        atexit.register(self.capturer.flush)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        cap = self.capturer
+        method: str = environ.get("REQUEST_METHOD", "GET")
+        path = _raw_path(environ)
+        if not cap.wants(method, path):
+            return self.app(environ, start_response)
+        request_id = new_id()
+        if not cap.sampled(request_id):
+            return self.app(environ, start_response)
+        exchange = _Exchange(cap, environ, request_id, method, path)
+        environ["wsgi.input"] = exchange.input
+        try:
+            result = self.app(environ, exchange.start_response(start_response))
+        except BaseException as exc:
+            exchange.error = type(exc).__name__
+            exchange.publish()
+            raise
+        wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(wrapper, type) and isinstance(result, wrapper):
+            exchange.file_response = True
+            exchange.publish()
+            return result
+        return exchange.iterate(result)
+
+
+class _TeeInput:
+    """``wsgi.input`` as the app would see it, bounded by Content-Length, copied as read."""
+
+    __slots__ = ("_copy", "_remaining", "_stream")
+
+    def __init__(self, stream: Any, length: int | None, copy: BodyCopy) -> None:
+        self._stream = stream
+        self._remaining = length
+        self._copy = copy
+
+    def _limit(self, size: int | None) -> int | None:
+        if self._remaining is None:
+            return size
+        if size is None or size < 0:
+            return self._remaining
+        return min(size, self._remaining)
+
+    def _took(self, data: bytes) -> bytes:
+        if self._remaining is not None:
+            self._remaining -= len(data)
+        self._copy.add(data)
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        limit = self._limit(size)
+        if limit == 0:
+            return b""
+        return self._took(
+            self._stream.read() if limit is None or limit < 0 else self._stream.read(limit)
+        )
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = self._limit(size)
+        if limit == 0:
+            return b""
+        return self._took(
+            self._stream.readline() if limit is None or limit < 0 else self._stream.readline(limit)
+        )
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
+class _Exchange:
+    __slots__ = (
+        "body_ok", "cap", "environ", "error", "file_response", "headers", "input", "method",
+        "path", "published", "request", "request_id", "response", "response_headers", "status",
+        "t0", "ts",
+    )  # fmt: skip
+
+    def __init__(
+        self, cap: Capturer, environ: Environ, request_id: str, method: str, path: str
+    ) -> None:
+        self.cap = cap
+        self.environ = environ
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        self.ts = time.time_ns() // 1_000_000
+        self.t0 = time.perf_counter()
+        self.headers = _request_headers(environ)
+        length = _int(environ.get("CONTENT_LENGTH"))
+        self.body_ok = cap.wants_body(environ.get("CONTENT_TYPE"))
+        self.request = BodyCopy(cap.max_request_body if self.body_ok else -1, length)
+        self.input = _TeeInput(environ.get("wsgi.input"), length, self.request)
+        self.response = BodyCopy(cap.max_response_body)
+        self.response_headers: Headers = []
+        self.status = 0
+        self.error = ""
+        self.file_response = False
+        self.published = False
+
+    def start_response(self, start_response: StartResponse) -> StartResponse:
+        def wrapped(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Any:
+            with self.cap.guard():
+                self.status = int(status.split(" ", 1)[0])
+                self.response_headers = list(headers)
+                declared = _int(header_value(self.response_headers, "content-length"))
+                if not self.cap.wants_body(header_value(self.response_headers, "content-type")):
+                    declared = self.cap.max_response_body + 1
+                self.response = BodyCopy(self.cap.max_response_body, declared)
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        return wrapped
+
+    def iterate(self, result: Iterable[bytes]) -> Iterator[bytes]:
+        try:
+            for chunk in result:
+                self.response.add(chunk)
+                yield chunk
+        except BaseException as exc:
+            self.error = type(exc).__name__
+            raise
+        finally:
+            try:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self.publish()
+
+    def publish(self) -> None:
+        if self.published:
+            return
+        self.published = True
+        with self.cap.guard():
+            env = self.environ
+            meta: dict[str, Any] = {}
+            if self.error:
+                meta["app_error"] = self.error
+            if self.file_response:
+                meta["response_body_skipped"] = "file-wrapper"
+            if not self.body_ok:
+                meta["request_body_skipped"] = "content-type"
+            declared = _int(env.get("CONTENT_LENGTH"))
+            if self.request.truncated and declared is not None:
+                self.request.size = max(self.request.size, declared)
+            self.cap.publish(
+                request_id=self.request_id,
+                ts=self.ts,
+                method=self.method,
+                scheme=env.get("wsgi.url_scheme", "http"),
+                host=header_value(self.headers, "host") or _server(env),
+                path=self.path,
+                query=env.get("QUERY_STRING", ""),
+                headers=self.headers,
+                body=self.request.value(),
+                body_size=self.request.size,
+                truncated=self.request.truncated,
+                client=env.get("REMOTE_ADDR", ""),
+                response=Response(
+                    status=self.status or 500,
+                    headers=self.response_headers,
+                    body=b"" if self.file_response else self.response.value(),
+                    duration_ms=round((time.perf_counter() - self.t0) * 1000, 3),
+                    body_size=self.response.size,
+                    truncated=self.response.truncated or self.file_response,
+                ),
+                meta=meta,
+            )
+
+
+def _raw_path(environ: Environ) -> str:
+    """The path as the client sent it: RAW_URI (gunicorn) or REQUEST_URI (werkzeug, uWSGI)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        return str(raw).split("?", 1)[0]
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    # PATH_INFO is decoded as latin-1 by the server: re-encode to the wire form.
+    return urllib.parse.quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~%")
+
+
+def _request_headers(environ: Environ) -> Headers:
+    headers: Headers = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").title(), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-").title(), value))
+    return headers
+
+
+def _server(environ: Environ) -> str:
+    name, port = environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", "")
+    return f"{name}:{port}" if port else name
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
