@@ -47,7 +47,7 @@ class ShadowtapWSGIMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         cap = self.capturer
         method: str = environ.get("REQUEST_METHOD", "GET")
-        path = _raw_path(environ)
+        path = raw_path(environ)
         if not cap.wants(method, path):
             return self.app(environ, start_response)
         request_id = new_id()
@@ -132,7 +132,7 @@ class _Exchange:
         self.path = path
         self.ts = time.time_ns() // 1_000_000
         self.t0 = time.perf_counter()
-        self.headers = _request_headers(environ)
+        self.headers = request_headers(environ)
         length = _int(environ.get("CONTENT_LENGTH"))
         self.body_ok = cap.wants_body(environ.get("CONTENT_TYPE"))
         self.request = BodyCopy(cap.max_request_body if self.body_ok else -1, length)
@@ -218,7 +218,7 @@ class _Exchange:
             )
 
 
-def _raw_path(environ: Environ) -> str:
+def raw_path(environ: Environ) -> str:
     """The path as the client sent it: RAW_URI (gunicorn) or REQUEST_URI (werkzeug, uWSGI)."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
@@ -228,7 +228,7 @@ def _raw_path(environ: Environ) -> str:
     return urllib.parse.quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~%")
 
 
-def _request_headers(environ: Environ) -> Headers:
+def request_headers(environ: Environ) -> Headers:
     headers: Headers = []
     for key, value in environ.items():
         if key.startswith("HTTP_"):
