@@ -1,0 +1,50 @@
+"""Publisher metrics: counters, the user's hook, and Prometheus export."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from shadowtap.producers.publisher import CaptureMetrics, RateLimitedLog
+
+from .conftest import Recorder
+
+
+def test_hook_sees_every_event_and_its_failures_are_contained() -> None:
+    events: list[tuple[str, str, int]] = []
+    metrics = CaptureMetrics(lambda *event: events.append(event))
+    metrics.count_captured(100)
+    metrics.count_dropped("queue-full")
+    assert events == [("captured", "", 1), ("bytes", "", 100), ("dropped", "queue-full", 1)]
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("user bug")
+
+    CaptureMetrics(broken).count_captured(1)  # does not raise
+
+
+def test_prometheus_export_reads_the_live_counters() -> None:
+    recorder = Recorder(capacity=1)
+    registry = CollectorRegistry()
+    recorder.capturer.metrics.register_prometheus(registry, source="shop")
+    publisher = recorder.capturer.publisher
+    publisher.publish(b"a", None, None)
+    publisher.publish(b"b", None, None)
+    text = generate_latest(registry).decode()
+    assert 'shadowtap_capture_records_total{source="shop"} 1.0' in text
+    assert 'shadowtap_capture_dropped_total{reason="queue-full",source="shop"} 1.0' in text
+    assert 'shadowtap_capture_queue_depth{source="shop"} 0.0' in text
+
+
+def test_rate_limited_log_says_how_many_were_suppressed(caplog: pytest.LogCaptureFixture) -> None:
+    log = RateLimitedLog(3600)
+    with caplog.at_level(logging.WARNING, logger="shadowtap.capture"):
+        for _ in range(5):
+            log.warning("queue full")
+    assert [r.getMessage() for r in caplog.records] == ["queue full"]
+    log._last = float("-inf")  # the interval has passed
+    with caplog.at_level(logging.WARNING, logger="shadowtap.capture"):
+        log.warning("queue full")
+    assert caplog.records[-1].getMessage() == "queue full (4 similar suppressed)"
