@@ -124,7 +124,7 @@ def fill(settings: Settings, records: int) -> None:
 
 
 def run_workers(
-    settings: Settings, port: int, workers: int, records: int, in_flight: int, logdir: Path
+    settings: Settings, port: int, workers: int, records: int, *, in_flight: int, logdir: Path
 ) -> float:
     group = f"bench-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
@@ -223,7 +223,9 @@ def main() -> None:
             print(f"wrk -c64 against the same nginx: {wrk:,.0f} req/s", flush=True)
             rates: dict[int, float] = {}
             for n in (int(x) for x in args.workers.split(",")):
-                rates[n] = run_workers(settings, port, n, args.records, args.in_flight, workdir)
+                rates[n] = run_workers(
+                    settings, port, n, args.records, in_flight=args.in_flight, logdir=workdir
+                )
                 print(
                     f"{n} worker(s), {args.in_flight} in flight: {rates[n]:,.0f} deliveries/s "
                     f"({rates[n] / n:,.0f} per worker)",

@@ -8,10 +8,11 @@ Usage::
     await bucket.acquire()
 
 - ``--speed max``: as fast as the in-flight window allows.
-- ``--speed 1x|2x|0.5x``: GoReplay-style. The first record seen anchors the clock; a record
-  recorded ``d`` ms after it is due ``d / speed`` ms after the anchor. Late records (the
-  target was slow, or an older record from another partition) go at once: the replay catches
-  up rather than drifting further.
+- ``--speed 1x|2x|0.5x``: GoReplay-style. The first record seen anchors the clock
+  (``start_delay_s`` later, so that slightly older records read from other partitions
+  right after it still get their own slot); a record recorded ``d`` ms after it is due
+  ``d / speed`` ms after the anchor. Late records (the target was slow, or an older record
+  from another partition) go at once: the replay catches up rather than drifting further.
 - ``--rate N/s``: a ceiling, as a token bucket (GCRA: one reservation per request, burst of
   ``burst`` requests after idle time).
 
@@ -71,12 +72,17 @@ def parse_rate(text: str | float) -> float | None:
 class Pacer:
     """Keeps the recorded inter-arrival times, scaled by ``speed`` (None: no pacing)."""
 
-    __slots__ = ("_anchor_ts", "_anchor_wall", "_clock", "_sleep", "speed")
+    __slots__ = ("_anchor_ts", "_anchor_wall", "_clock", "_sleep", "speed", "start_delay_s")
 
     def __init__(
-        self, speed: float | None, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+        self,
+        speed: float | None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        start_delay_s: float = 0.0,
     ) -> None:
         self.speed = speed
+        self.start_delay_s = start_delay_s
         self._clock = clock
         self._sleep = sleep
         self._anchor_ts: int | None = None
@@ -88,8 +94,7 @@ class Pacer:
             return 0.0
         now = self._clock()
         if self._anchor_ts is None:
-            self._anchor_ts, self._anchor_wall = ts_ms, now
-            return 0.0
+            self._anchor_ts, self._anchor_wall = ts_ms, now + self.start_delay_s
         due = self._anchor_wall + (ts_ms - self._anchor_ts) / 1000.0 / self.speed
         return max(0.0, due - now)
 

@@ -80,6 +80,8 @@ log = logging.getLogger("shadowtap.replayer")
 TP = tuple[str, int]
 # How long the window may stay full before the partitions are paused.
 _PAUSE_AFTER_S = 1.0
+# Paced replay reads a partition at most this far ahead of the records' due times.
+_LOOKAHEAD_S = 1.0
 
 
 class _Item:
@@ -113,7 +115,7 @@ class Replayer:
         self.rewriter = Rewriter(rs)
         self.target = self.rewriter.target.name
         self.policy = Policy.from_settings(rs)
-        self.pacer = Pacer(parse_speed(rs.speed))
+        self.pacer = Pacer(parse_speed(rs.speed), start_delay_s=_LOOKAHEAD_S)
         rate = parse_rate(rs.rate_per_s)
         self.bucket = TokenBucket(rate) if rate else None
         if rs.max_in_flight < 1:
@@ -128,9 +130,13 @@ class Replayer:
         self._lanes: dict[tuple[int, Any], deque[_Item]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._buffered = 0
+        self._waiting = 0
         self._unacked = 0
         self._paused = False
         self._repause = False
+        # Paced replay: partitions paused until their records are due, with what was read.
+        self._parked: dict[TP, deque[_Item]] = {}
+        self._held_until: dict[TP, float] = {}
         self._sem = asyncio.Semaphore(rs.max_in_flight)
         self._consumer: Any = None
         self._producer: Any = None
@@ -158,6 +164,8 @@ class Replayer:
                 "session.timeout.ms": int(rs.session_timeout_s * 1000),
                 "heartbeat.interval.ms": max(100, int(rs.session_timeout_s * 1000 / 4)),
                 "queued.max.messages.kbytes": 8192,
+                # A resumed partition joins the next fetch request: keep long-polls short.
+                "fetch.wait.max.ms": 50,
                 "statistics.interval.ms": 5000,
                 "stats_cb": self._on_stats,
                 "on_commit": self._on_commit,
@@ -200,7 +208,9 @@ class Replayer:
         full_since: float | None = None
         while not self._stop.is_set():
             self._producer.poll(0)
-            room = self.max_buffered - self._buffered
+            # Records waiting for their due time (paced replay) are bounded by the lookahead,
+            # not by the window: the window is for records the target has not taken yet.
+            room = self.max_buffered - (self._buffered - self._waiting)
             # Full for a moment (a burst): just stop reading; librdkafka's prefetch queue is
             # bounded. Full for long (slow or dead target): pause the partitions so polling
             # can go on (group membership, rebalances) without reading records.
@@ -210,7 +220,7 @@ class Replayer:
                     self._pause()
             else:
                 full_since = None
-                if self._paused and self._buffered <= self.max_buffered // 2:
+                if self._paused and self._buffered - self._waiting <= self.max_buffered // 2:
                     self._resume()
             messages = []
             if room > 0 or self._paused:
@@ -224,6 +234,8 @@ class Replayer:
             for msg in messages:
                 self._accept(msg)
             now = time.monotonic()
+            if self._held_until:
+                self._release_held(now)
             if now >= next_commit:
                 self._commit()
                 next_commit = now + interval
@@ -248,20 +260,31 @@ class Replayer:
             self._tracker.assign(tp)
         item = _Item(tp, msg.offset(), gen, msg.key(), msg.value() or b"")
         self._tracker.add(tp, item.offset)
-        self._buffered += 1
         try:
             item.env = decode(item.value)
         except EnvelopeError as exc:
             item.error = exc
+        parked = self._parked.get(tp)
+        if parked is not None:  # the partition is held: keep its order, send later
+            parked.append(item)
+            return
+        self._dispatch(item)
+
+    def _dispatch(self, item: _Item) -> None:
+        """Hand a record to its key's lane (a task per key while the key has work)."""
+        self._buffered += 1
+        tp = item.tp
         lane_key = (tp[1], item.key if item.key is not None else ("offset", item.offset))
         lane = self._lanes.get(lane_key)
         if lane is not None:
             lane.append(item)
-            return
-        lane = self._lanes[lane_key] = deque((item,))
-        task = asyncio.create_task(self._run_lane(lane_key, lane))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        else:
+            lane = self._lanes[lane_key] = deque((item,))
+            task = asyncio.create_task(self._run_lane(lane_key, lane))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if self.pacer.speed is not None and item.env is not None:
+            self._hold_if_ahead(tp, item.env.ts)
 
     async def _run_lane(self, lane_key: tuple[int, Any], lane: deque[_Item]) -> None:
         """Deliver one key's records in order; the lane disappears when it runs dry."""
@@ -289,7 +312,12 @@ class Replayer:
             self.metrics.skipped.labels(self.target, blocked).inc()
             self._publish(item, self._result(env, Delivery(error_kind="blocked", error=blocked)))
             return
-        await self.pacer.wait(env.ts)
+        if self.pacer.speed is not None:
+            self._waiting += 1
+            try:
+                await self.pacer.wait(env.ts)
+            finally:
+                self._waiting -= 1
         if self.bucket is not None:
             await self.bucket.acquire()
         out = self.rewriter.rewrite(env)
@@ -414,7 +442,44 @@ class Replayer:
     def _resume(self) -> None:
         self._paused = False
         with contextlib.suppress(KafkaException):
-            self._consumer.resume(self._consumer.assignment())
+            self._consumer.resume(
+                [
+                    p
+                    for p in self._consumer.assignment()
+                    if (p.topic, p.partition) not in self._parked
+                ]
+            )
+
+    def _hold_if_ahead(self, tp: TP, ts: int) -> None:
+        """Paced replay: stop reading a partition whose records are not due for a while.
+
+        Partitions are read in batches of up to 500 records; without this, one partition's
+        future records fill the window while another's due records wait unread, and
+        arrivals drift by seconds. Records of a held partition that were already read are
+        parked in order (they are tracked, so commits never pass them) until due.
+        """
+        ahead = self.pacer.delay(ts)
+        if ahead > _LOOKAHEAD_S and tp not in self._parked:
+            self._parked[tp] = deque()
+            self._held_until[tp] = time.monotonic() + ahead
+            with contextlib.suppress(KafkaException):
+                self._consumer.pause([TopicPartition(tp[0], tp[1])])
+
+    def _release_held(self, now: float) -> None:
+        for tp, until in list(self._held_until.items()):
+            if until - now >= _LOOKAHEAD_S / 2:
+                continue
+            parked = self._parked.pop(tp)
+            del self._held_until[tp]
+            while parked:
+                self._dispatch(parked.popleft())
+                if tp in self._parked:  # held again: the rest waits in order
+                    self._parked[tp].extend(parked)
+                    break
+            else:
+                if not self._paused:
+                    with contextlib.suppress(KafkaException):
+                        self._consumer.resume([TopicPartition(tp[0], tp[1])])
 
     async def _drain(self, timeout: float) -> None:
         """Stop reading; give lanes and pending acks ``timeout`` seconds to finish."""
@@ -450,6 +515,8 @@ class Replayer:
     def _forget(self, tps: list[TP]) -> None:
         for tp in tps:
             self._tracker.revoke(tp)
+            self._parked.pop(tp, None)
+            self._held_until.pop(tp, None)
             self._gen[tp] = self._gen.get(tp, 0) + 1
             with contextlib.suppress(KeyError):
                 self.metrics.lag.remove(tp[0], str(tp[1]))

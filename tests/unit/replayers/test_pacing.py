@@ -86,3 +86,13 @@ def test_token_bucket_burst_after_idle() -> None:
     clock.now += 10
     assert [bucket.reserve() for _ in range(5)] == [0, 0, 0, 0, 0]
     assert bucket.reserve() == pytest.approx(0.1)
+
+
+async def test_start_delay_gives_older_records_from_other_partitions_their_slot() -> None:
+    clock = FakeClock()
+    pacer = Pacer(1.0, clock=clock, sleep=clock.sleep, start_delay_s=0.5)
+    start = clock.now
+    assert pacer.delay(1000) == pytest.approx(0.5)  # the first record read anchors the clock
+    assert pacer.delay(800) == pytest.approx(0.3)  # an older one read next keeps its gap
+    assert pacer.delay(1100) == pytest.approx(0.6)
+    assert clock.now == start
