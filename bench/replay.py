@@ -9,7 +9,9 @@ same topic) and reads nginx's request counter (stub_status) every 100 ms. The ra
 between 10 % and 90 % of the records, so group join and the tail are not counted.
 
 Broker: SHADOWTAP_BOOTSTRAP, else a local one started for the run (shadowtap.devkafka).
-Goal (issue 5): ≥ 3,000 deliveries/s per worker, 2 workers ≥ 1.7 × one.
+Goal (issue 5): ≥ 3,000 deliveries/s per worker, 2 workers ≥ 1.7 × one. Also printed:
+deliveries per CPU-second of the workers (librdkafka threads included), which shows whether
+2 workers scale when the machine has the cores for them (nginx and the broker run here too).
 """
 
 from __future__ import annotations
@@ -123,9 +125,20 @@ def fill(settings: Settings, records: int) -> None:
     producer.flush(60)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of processes and their threads (librdkafka's included)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_workers(
     settings: Settings, port: int, workers: int, records: int, *, in_flight: int, logdir: Path
-) -> float:
+) -> tuple[float, float]:
+    """Deliveries/s of ``workers`` processes, and deliveries per CPU-second they used."""
     group = f"bench-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
     env.update(
@@ -166,6 +179,7 @@ def run_workers(
     lo, hi = int(records * 0.1), int(records * 0.9)
     t_lo = t_hi = None
     n_lo = n_hi = 0
+    cpu_lo = cpu_hi = 0.0
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:
@@ -173,8 +187,10 @@ def run_workers(
             now = time.monotonic()
             if t_lo is None and done >= lo:
                 t_lo, n_lo = now, done
+                cpu_lo = cpu_seconds([p.pid for p in procs])
             if done >= hi:
                 t_hi, n_hi = now, done
+                cpu_hi = cpu_seconds([p.pid for p in procs])
                 break
             time.sleep(0.1)
     finally:
@@ -189,7 +205,7 @@ def run_workers(
                 p.wait()
     if t_lo is None or t_hi is None:
         raise RuntimeError(f"workers did not finish; logs in {logdir}")
-    return (n_hi - n_lo) / (t_hi - t_lo)
+    return (n_hi - n_lo) / (t_hi - t_lo), (n_hi - n_lo) / (cpu_hi - cpu_lo)
 
 
 def main() -> None:
@@ -222,17 +238,21 @@ def main() -> None:
             wrk = run_wrk(port)
             print(f"wrk -c64 against the same nginx: {wrk:,.0f} req/s", flush=True)
             rates: dict[int, float] = {}
+            per_cpu: dict[int, float] = {}
             for n in (int(x) for x in args.workers.split(",")):
-                rates[n] = run_workers(
+                rates[n], per_cpu[n] = run_workers(
                     settings, port, n, args.records, in_flight=args.in_flight, logdir=workdir
                 )
                 print(
                     f"{n} worker(s), {args.in_flight} in flight: {rates[n]:,.0f} deliveries/s "
-                    f"({rates[n] / n:,.0f} per worker)",
+                    f"({rates[n] / n:,.0f} per worker; {per_cpu[n]:,.0f} per CPU-second)",
                     flush=True,
                 )
             if 1 in rates and 2 in rates:
-                print(f"scaling 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
+                print(
+                    f"scaling 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x wall-clock, "
+                    f"{per_cpu[2] / per_cpu[1]:.2f}x deliveries per CPU-second"
+                )
             print(f"cores: {os.cpu_count()}")
     finally:
         nginx.send_signal(signal.SIGQUIT)
