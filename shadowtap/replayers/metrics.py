@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -63,8 +65,8 @@ class Metrics:
         )
         self.commits = Counter("shadowtap_replayer_commits", "Offset commits", registry=r)
 
-    def serve(self, port: int) -> object:
-        """Serve /metrics on 127.0.0.1-and-all ``port``; return the server (has shutdown())."""
+    def serve(self, port: int) -> WSGIServer:
+        """Serve /metrics on ``port`` (all interfaces, for the scraper); return the server."""
         from prometheus_client import start_http_server
 
         server, _thread = start_http_server(port, registry=self.registry)

@@ -197,7 +197,8 @@ class Replayer:
             if self._own_sender and self._sender is not None:
                 await self._sender.aclose()
             if server is not None:
-                server.shutdown()  # type: ignore[attr-defined]
+                server.shutdown()
+                server.server_close()
 
     # -- the loop ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 
 import orjson
@@ -15,6 +16,7 @@ from tests.integration.replayers.conftest import (
     ThreadWorker,
     committed,
     envelopes,
+    free_port,
     produce,
     with_replayer,
 )
@@ -108,3 +110,44 @@ def test_undecodable_record_goes_to_dlq_and_the_rest_flows(
     res = reader(s.topics.results)
     res.until(lambda r: len(r.messages) >= 5)
     assert {r.id for r in res.results()} == {e.id for e in good}
+
+
+def test_prometheus_metrics_on_the_metrics_port(
+    rsettings: Settings,
+    target: TargetServer,
+    thread_worker: Callable[[Settings], ThreadWorker],
+    reader: Callable[[str], Reader],
+) -> None:
+    port = free_port()
+    s = with_replayer(
+        rsettings, target=target.url, target_name="stg", metrics_port=port, connect_retry_s=0
+    )
+    produce(s, [*envelopes(10), b"garbage"])
+    thread_worker(s)
+    out = reader(s.topics.results)
+    out.until(lambda r: len(r.messages) >= 10)
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        return {
+            name: float(value)
+            for name, _, value in (
+                line.rpartition(" ") for line in text.splitlines() if not line.startswith("#")
+            )
+            if name
+        }
+
+    deadline = time.monotonic() + 20
+    while True:
+        m = scrape()
+        lag = [k for k in m if k.startswith("shadowtap_replayer_lag{")]
+        if lag or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert m['shadowtap_replayer_delivered_total{status="2xx",target="stg"}'] == 10
+    assert m['shadowtap_replayer_failed_total{reason="not-json",target="stg"}'] == 1
+    assert m['shadowtap_replayer_latency_seconds_count{target="stg"}'] == 10
+    assert m['shadowtap_replayer_in_flight{target="stg"}'] == 0
+    assert m["shadowtap_replayer_commits_total"] >= 1
+    assert lag, "no lag gauge after 20 s"
