@@ -150,6 +150,8 @@ def free_port(preferred: int | None = None) -> int:
     """``preferred`` if it is free on 127.0.0.1, else any free port."""
     for port in ([preferred] if preferred else []) + [0]:
         with socket.socket() as sock:
+            # As the broker binds: a port in TIME_WAIT after a restart is free for it.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
