@@ -54,7 +54,8 @@ def _request(
 
     scope = {
         "type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
-        "query_string": b"k=v", "headers": headers or [(b"host", b"shop")], "client": ("127.0.0.1", 1),
+        "query_string": b"k=v", "headers": headers or [(b"host", b"shop")],
+        "client": ("127.0.0.1", 1),
     }  # fmt: skip
     asyncio.run(app(scope, receive, send))
     return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
