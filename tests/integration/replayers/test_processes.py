@@ -14,7 +14,9 @@ from shadowtap.config import Settings
 from shadowtap.envelope import Envelope
 from tests.integration.replayers.conftest import (
     ProcessWorker,
+    Reader,
     TargetServer,
+    committed,
     envelopes,
     produce,
     with_replayer,
@@ -57,6 +59,28 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(
     for seen in target.seen:
         assert seen.headers["Idempotency-Key"] == seen.headers["X-Shadowtap-Id"]
     assert second.stop() == 0
+
+
+def test_sigterm_drains_in_flight_requests_and_commits_them(
+    rsettings: Settings,
+    target: TargetServer,
+    process_worker: Callable[..., ProcessWorker],
+    reader: Callable[[str], Reader],
+) -> None:
+    s = with_replayer(rsettings, target=target.url)
+    target.mode = "slow:0.4"
+    records = envelopes(16)
+    produce(s, list(records))
+    worker = process_worker(s, "--max-in-flight", "4")
+    _wait(lambda: len(target.seen) >= 4, 60, "requests in flight", worker)
+    worker.kill(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0, worker.tail()
+    out = reader(s.topics.results)
+    out.until(lambda r: len(r.messages) >= len(target.seen))
+    # Nothing that reached the target was abandoned, and everything answered is committed.
+    assert {r.id for r in out.results()} == set(target.ids())
+    assert {r.status for r in out.results()} == {200}
+    assert sum(max(0, o) for o in committed(s, s.replayer.group).values()) == len(out.messages)
 
 
 def test_scaling_one_to_three_and_back_during_traffic_loses_nothing(
