@@ -16,7 +16,8 @@ def test_demo_runs_the_whole_pipeline_and_reports(kafka_broker: Broker, tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
     env["SHADOWTAP_BOOTSTRAP"] = kafka_broker.bootstrap
     proc = subprocess.run(
-        [sys.executable, "-m", "shadowtap.cli", "demo", "--requests", "60", "--report-dir", str(tmp_path)],
+        [sys.executable, "-m", "shadowtap.cli", "demo",
+         "--requests", "60", "--report-dir", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=280, check=False,
     )  # fmt: skip
     report = orjson.loads((tmp_path / "shadowtap-demo-report.json").read_bytes())
