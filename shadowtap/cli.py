@@ -160,7 +160,7 @@ def _replay(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
     settings = load_settings(args)
     replayer: dict[str, Any] = {}
-    for key in ("speed", "rate_per_s", "max_in_flight", "metrics_port"):
+    for key in ("speed", "max_in_flight", "metrics_port"):
         value = getattr(args, key)
         if value is not None:
             replayer[key] = value

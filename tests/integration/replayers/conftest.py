@@ -13,6 +13,7 @@ import dataclasses
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -57,8 +58,9 @@ class TargetServer:
     ``reset`` (sends half a body, then closes the connection), ``slow:0.2`` (answers late).
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = port or free_port()
+        self._ssl = ssl_context
         self.mode = "ok"
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
@@ -73,7 +75,8 @@ class TargetServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._ssl else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def ids(self) -> list[str]:
         with self._lock:
@@ -93,7 +96,7 @@ class TargetServer:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self._ssl).start()
 
     async def _cleanup(self) -> None:
         self._release.set()
@@ -127,6 +130,8 @@ class TargetServer:
             assert request.transport is not None
             request.transport.abort()
             return resp
+        if mode.startswith("redirect:"):
+            raise web.HTTPFound(mode.split(":", 1)[1])
         if mode.startswith("slow:"):
             await asyncio.sleep(float(mode.split(":")[1]))
         return web.Response(status=200, text="ok", headers={"X-Target": "yes"})
