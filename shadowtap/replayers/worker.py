@@ -82,6 +82,8 @@ TP = tuple[str, int]
 _PAUSE_AFTER_S = 1.0
 # Paced replay reads a partition at most this far ahead of the records' due times.
 _LOOKAHEAD_S = 1.0
+# Records parked per partition before it is paused (paced replay; memory bound).
+_PARK_MAX = 2000
 
 
 class _Item:
@@ -137,6 +139,7 @@ class Replayer:
         # Paced replay: partitions paused until their records are due, with what was read.
         self._parked: dict[TP, deque[_Item]] = {}
         self._held_until: dict[TP, float] = {}
+        self._park_paused: set[TP] = set()
         self._sem = asyncio.Semaphore(rs.max_in_flight)
         self._consumer: Any = None
         self._producer: Any = None
@@ -267,7 +270,7 @@ class Replayer:
             item.error = exc
         parked = self._parked.get(tp)
         if parked is not None:  # the partition is held: keep its order, send later
-            parked.append(item)
+            self._park(tp, parked, item)
             return
         self._dispatch(item)
 
@@ -447,22 +450,28 @@ class Replayer:
                 [
                     p
                     for p in self._consumer.assignment()
-                    if (p.topic, p.partition) not in self._parked
+                    if (p.topic, p.partition) not in self._park_paused
                 ]
             )
 
     def _hold_if_ahead(self, tp: TP, ts: int) -> None:
-        """Paced replay: stop reading a partition whose records are not due for a while.
+        """Paced replay: park a partition's records that are not due for a while.
 
         Partitions are read in batches of up to 500 records; without this, one partition's
         future records fill the window while another's due records wait unread, and
-        arrivals drift by seconds. Records of a held partition that were already read are
-        parked in order (they are tracked, so commits never pass them) until due.
+        arrivals drift by seconds. Parked records stay in order and are tracked, so commits
+        never pass them. Reading goes on (so a resumed fetch never delays a due record)
+        until a partition has ``_PARK_MAX`` parked records; then it is paused.
         """
         ahead = self.pacer.delay(ts)
         if ahead > _LOOKAHEAD_S and tp not in self._parked:
             self._parked[tp] = deque()
             self._held_until[tp] = time.monotonic() + ahead
+
+    def _park(self, tp: TP, parked: deque[_Item], item: _Item) -> None:
+        parked.append(item)
+        if len(parked) >= _PARK_MAX and tp not in self._park_paused:
+            self._park_paused.add(tp)
             with contextlib.suppress(KafkaException):
                 self._consumer.pause([TopicPartition(tp[0], tp[1])])
 
@@ -477,7 +486,9 @@ class Replayer:
                 if tp in self._parked:  # held again: the rest waits in order
                     self._parked[tp].extend(parked)
                     break
-            else:
+            left = len(self._parked.get(tp, ()))
+            if tp in self._park_paused and left < _PARK_MAX // 2:
+                self._park_paused.discard(tp)
                 if not self._paused:
                     with contextlib.suppress(KafkaException):
                         self._consumer.resume([TopicPartition(tp[0], tp[1])])
@@ -518,6 +529,7 @@ class Replayer:
             self._tracker.revoke(tp)
             self._parked.pop(tp, None)
             self._held_until.pop(tp, None)
+            self._park_paused.discard(tp)
             self._gen[tp] = self._gen.get(tp, 0) + 1
             with contextlib.suppress(KeyError):
                 self.metrics.lag.remove(tp[0], str(tp[1]))
