@@ -24,8 +24,11 @@ site) gets all the traffic again. Settings, section ``[replayer]`` (``SHADOWTAP_
   ``backoff_base_s``, ``backoff_max_s``, ``connect_retry_s``, ``verify_tls``, ``ca_file``,
   ``transport``, ``http2`` (see shadowtap.replayers.policy);
 - ``max_in_flight`` (64) requests awaiting an answer; ``max_buffered`` (default 8 × that)
-  records read and not yet finished: beyond it the worker pauses its partitions, so a slow
-  or dead target makes lag grow while memory stays flat;
+  records read and not yet sent: when the window is full the worker stops reading, and
+  after a second pauses its partitions (polling goes on, so it stays in the group): a slow
+  or dead target makes lag grow while memory stays flat. Paced replay (``speed`` not
+  ``max``) also parks records read more than a second ahead of their due time, in order,
+  at most 2,000 per partition before that partition is paused;
 - ``results`` (true): one result record per delivery on ``topics.results``
   (shadowtap.replayers.results), body kept up to ``result_body_limit`` bytes;
 - ``commit_interval_s`` (1), ``drain_timeout_s`` (10) on SIGTERM, ``session_timeout_s``
