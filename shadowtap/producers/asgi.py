@@ -76,24 +76,15 @@ class ShadowtapMiddleware:
 
 
 class _Exchange:
-    """One request/response pair as it streams through; bounded copies only."""
+    """One request/response pair as it streams through; bounded copies only.
+
+    Runs on every captured request, so it reads each header list once and guards with
+    plain try/except (a context manager would cost more than the rest of the copy).
+    """
 
     __slots__ = (
-        "_receive",
-        "_send",
-        "cap",
-        "disconnected",
-        "error",
-        "headers",
-        "request",
-        "request_ok",
-        "response",
-        "response_headers",
-        "scope",
-        "started",
-        "status",
-        "t0",
-        "ts",
+        "_receive", "_send", "cap", "disconnected", "error", "host", "raw_headers", "request",
+        "request_ok", "response", "response_headers", "scope", "started", "status", "t0", "ts",
     )  # fmt: skip
 
     def __init__(self, cap: Capturer, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,11 +94,20 @@ class _Exchange:
         self._send = send
         self.ts = time.time_ns() // 1_000_000
         self.t0 = time.perf_counter()
-        self.headers: Headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())
-        ]
-        self.request_ok = cap.wants_body(header_value(self.headers, "content-type"))
-        self.request = BodyCopy(cap.max_request_body, content_length(self.headers))
+        self.raw_headers = scope.get("headers") or ()
+        host = length = content_type = None
+        for key, value in self.raw_headers:
+            if len(key) == 4 and key.lower() == b"host":
+                host = value
+            elif len(key) == 14 and key.lower() == b"content-length":
+                length = value
+            elif len(key) == 12 and key.lower() == b"content-type":
+                content_type = value
+        self.host = host.decode("latin-1") if host is not None else _server(scope)
+        self.request_ok = cap.wants_body(
+            None if content_type is None else content_type.decode("latin-1")
+        )
+        self.request = BodyCopy(cap.max_request_body if self.request_ok else -1, _int(length))
         self.response = BodyCopy(cap.max_response_body)
         self.response_headers: Headers = []
         self.status = 0
@@ -118,13 +118,9 @@ class _Exchange:
     async def receive(self) -> Message:
         message = await self._receive()
         try:
-            kind = message["type"]
-            if kind == "http.request":
-                if self.request_ok:
-                    self.request.add(message.get("body", b""))
-                else:
-                    self.request.size += len(message.get("body", b""))
-            elif kind == "http.disconnect":
+            if message["type"] == "http.request":
+                self.request.add(message.get("body", b""))
+            elif message["type"] == "http.disconnect":
                 self.disconnected = True
         except Exception:
             self.cap.metrics.count_dropped("internal-error")
@@ -132,26 +128,28 @@ class _Exchange:
 
     async def send(self, message: Message) -> None:
         try:
-            kind = message["type"]
-            if kind == "http.response.start":
-                self.started = True
-                self.status = message["status"]
-                self.response_headers = [
-                    (k.decode("latin-1"), v.decode("latin-1"))
-                    for k, v in message.get("headers", ())
-                ]
-                declared = content_length(self.response_headers)
-                if not self.cap.wants_body(header_value(self.response_headers, "content-type")):
-                    declared = self.cap.max_response_body + 1
-                self.response = BodyCopy(self.cap.max_response_body, declared)
-            elif kind == "http.response.body":
+            if message["type"] == "http.response.body":
                 self.response.add(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                self._start(message)
         except Exception:
             self.cap.metrics.count_dropped("internal-error")
         await self._send(message)
 
+    def _start(self, message: Message) -> None:
+        self.started = True
+        self.status = message["status"]
+        headers = self.response_headers = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())
+        ]
+        limit = self.cap.max_response_body
+        declared = content_length(headers)
+        if not self.cap.wants_body(header_value(headers, "content-type")):
+            declared = limit + 1
+        self.response = BodyCopy(limit, declared)
+
     def publish(self, request_id: str, method: str, path: str) -> None:
-        with self.cap.guard():
+        try:
             scope = self.scope
             meta: dict[str, Any] = {}
             if self.disconnected:
@@ -160,34 +158,42 @@ class _Exchange:
                 meta["app_error"] = self.error
             if not self.request_ok:
                 meta["request_body_skipped"] = "content-type"
+            request, response = self.request, self.response
+            if request.truncated and request.declared is not None:
+                request.size = max(request.size, request.declared)
             client = scope.get("client")
-            response = Response(
-                status=self.status if self.started else 500,
-                headers=self.response_headers,
-                body=self.response.value(),
-                duration_ms=round((time.perf_counter() - self.t0) * 1000, 3),
-                body_size=self.response.size,
-                truncated=self.response.truncated,
-            )
-            declared = content_length(self.headers)
             self.cap.publish(
                 request_id=request_id,
                 ts=self.ts,
                 method=method,
                 scheme=scope.get("scheme", "http"),
-                host=header_value(self.headers, "host") or _server(scope),
+                host=self.host,
                 path=path,
                 query=scope.get("query_string", b"").decode("latin-1"),
-                headers=self.headers,
-                body=self.request.value() if self.request_ok else b"",
-                body_size=max(self.request.size, declared or 0)
-                if self.request.truncated
-                else self.request.size,
-                truncated=self.request.truncated or (not self.request_ok and self.request.size > 0),
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers],
+                body=request.value(),
+                body_size=request.size,
+                truncated=request.truncated,
                 client=client[0] if client else "",
-                response=response,
+                response=Response(
+                    status=self.status if self.started else 500,
+                    headers=self.response_headers,
+                    body=response.value(),
+                    duration_ms=round((time.perf_counter() - self.t0) * 1000, 3),
+                    body_size=response.size,
+                    truncated=response.truncated,
+                ),
                 meta=meta,
             )
+        except Exception:
+            self.cap.metrics.count_dropped("internal-error")
+
+
+def _int(value: bytes | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
 def _server(scope: Scope) -> str:

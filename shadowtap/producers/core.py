@@ -142,7 +142,7 @@ class Capturer:
         meta: dict[str, Any] | None = None,
     ) -> None:
         """Build the envelope (redacted, keyed) and queue it; never raises."""
-        with self.guard():
+        try:
             meta = meta or {}
             principal = self.principal(headers)
             if principal is not None:
@@ -168,6 +168,8 @@ class Capturer:
                 meta=meta,
             )
             self.publisher.publish(encode(env), key or request_id.encode(), kafka_headers(env))
+        except Exception:  # plain try: this runs on every captured request
+            self._internal_error()
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
@@ -175,8 +177,11 @@ class Capturer:
         try:
             yield
         except Exception:
-            self.metrics.count_dropped("internal-error")
-            log.debug("shadowtap capture failed", exc_info=True)
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        self.metrics.count_dropped("internal-error")
+        log.debug("shadowtap capture failed", exc_info=True)
 
     def flush(self, timeout: float | None = None) -> int:
         with contextlib.suppress(Exception):
@@ -187,12 +192,13 @@ class Capturer:
 class BodyCopy:
     """A bounded copy of a body as it streams past; past the limit it keeps only the size."""
 
-    __slots__ = ("chunks", "limit", "size", "truncated")
+    __slots__ = ("chunks", "declared", "limit", "size", "truncated")
 
     def __init__(self, limit: int, declared: int | None = None) -> None:
         self.chunks: list[bytes] = []
         self.size = 0
         self.limit = limit
+        self.declared = declared
         # Decided from Content-Length before buffering anything (as Sentry does).
         self.truncated = declared is not None and declared > limit
 
