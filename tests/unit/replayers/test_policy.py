@@ -146,3 +146,17 @@ async def test_make_client_sends_no_default_headers() -> None:
         assert dict(client.headers) == {}
         assert client.follow_redirects is False
         await client.aclose()
+
+
+async def test_make_sender_picks_the_transport() -> None:
+    from shadowtap.replayers.policy import AiohttpSender, HttpxSender, make_sender
+
+    assert isinstance(make_sender(ReplayerSettings(target="http://stg")), AiohttpSender)
+    for settings in (
+        ReplayerSettings(target="http://stg", http2=True),
+        ReplayerSettings(target="http://stg", transport="httpx"),
+        ReplayerSettings(target="http://stg", transport="httpx-aiohttp"),
+    ):
+        sender = make_sender(settings)
+        assert isinstance(sender, HttpxSender)
+        await sender.aclose()
