@@ -11,9 +11,10 @@ Usage::
 One agent reads the captured topic and runs decode → filter → sample → dedup → scrub →
 route (shadowtap.processors.pipeline) on each record, then sends it to its output topic, or
 to the DLQ with the reason in the Kafka headers (``shadowtap-dlq-reason``, …). Nothing a
-record contains can crash the worker. Records are handled in batches; a batch's output is sent at
-once and awaited until the broker acknowledges it, and only then are its events acked, so an
-offset is committed only after its record is in its output topic (at-least-once).
+record contains can crash the worker. Events are acked by hand: records are handled in batches
+(``batch_size`` or ``batch_within_s``), a batch's output is sent and awaited until the broker
+acknowledges it, and only then are its events acked, so an offset is committed only after
+its record is in its output topic (at-least-once).
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
 rebalanced worker recovers it from the changelog, and windows expire after
 ``2 × dedup_window_s``. Start more workers with the same ``group`` to scale out (each keeps the
@@ -132,49 +133,81 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> Any:
 
     @app.agent(source)
     async def process(stream: Any) -> None:
-        async for events in stream.take_events(p.batch_size, within=p.batch_within_s):
-            results = []
-            for event in events:
-                # Table writes use the current event's partition and timestamp: make it this one.
-                stream._set_current_event(event)
+        # Manual acks: an event is acked only after its output is acknowledged by the broker.
+        # (Faust's take()/take_events() ack a batch in a ``finally``, even when the batch was
+        # cancelled half-way by a rebalance: that commits offsets of records never sent.)
+        manual = stream.noack()
+        loop = asyncio.get_running_loop()
+        batch: list[tuple[Any, Outcome | None]] = []
+        lock = asyncio.Lock()
+        opened = [0.0]
+
+        async def flush() -> None:
+            async with lock:
+                if not batch:
+                    return
+                items = batch[:]
+                batch.clear()
+                # Dedup memory first: once a record is in its output, the changelog must
+                # already say it was seen, or after a crash a later copy could pass and the
+                # original be dropped.
+                # (Faust's flush gives up on its send buffer after 0.1 s without progress, so
+                # this is best effort; looping until the buffer is empty stalled the worker.)
+                if pipeline.seen is not None:
+                    await app.producer.flush()
+                pending = [await _send(e, o, outputs, dlq) for e, o in items if o is not None]
+                if pending:
+                    await asyncio.gather(*pending)
+                for event, _ in items:
+                    await manual.ack(event)
+
+        async def tick() -> None:
+            # A quiet stream still gets its last records acked (and their offsets committed).
+            while True:
+                await asyncio.sleep(p.batch_within_s)
+                if batch and loop.time() - opened[0] >= p.batch_within_s:
+                    await flush()
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            async for event in manual.events():
                 outcome = pipeline.process(event.value, event.message.key)
                 metrics.record(outcome)
-                if outcome.kind != "drop":
-                    results.append((event, outcome))
-            # Dedup memory first: once a record is in its output, the changelog must already
-            # say it was seen, or a crash could let a later copy through and drop the original.
-            if pipeline.seen is not None:
-                await app.producer.flush()
-            pending = [await _send(event, outcome) for event, outcome in results]
-            # The batch is acked (its offsets become committable) only after this returns.
-            if pending:
-                await asyncio.gather(*pending)
-
-    async def _send(event: Any, outcome: Outcome) -> Any:
-        message = event.message
-        # force=True: publish now instead of attaching to the offset commit, so the batch can
-        # wait for the broker's acknowledgement itself.
-        if outcome.kind == "out":
-            assert outcome.topic is not None
-            return await outputs[outcome.topic].send(
-                key=message.key, value=outcome.value, headers=outcome.headers, force=True
-            )
-        log.warning(
-            "DLQ %s at %s[%d]@%d: %s",
-            outcome.reason,
-            message.topic,
-            message.partition,
-            message.offset,
-            outcome.error[:200],
-        )
-        return await dlq.send(
-            key=message.key,
-            value=event.value if event.value is not None else b"",
-            headers=dlq_headers(outcome, message.topic, message.partition, message.offset),
-            force=True,
-        )
+                if not batch:
+                    opened[0] = loop.time()
+                batch.append((event, None if outcome.kind == "drop" else outcome))
+                if len(batch) >= p.batch_size:
+                    await flush()
+        finally:
+            ticker.cancel()
 
     return app
+
+
+async def _send(event: Any, outcome: Outcome, outputs: dict[str, Any], dlq: Any) -> Any:
+    """Send one record to its output topic or the DLQ; the future resolves on broker ack."""
+    message = event.message
+    # force=True: publish now instead of attaching to the offset commit, so the batch can
+    # wait for the broker's acknowledgement itself.
+    if outcome.kind == "out":
+        assert outcome.topic is not None
+        return await outputs[outcome.topic].send(
+            key=message.key, value=outcome.value, headers=outcome.headers, force=True
+        )
+    log.warning(
+        "DLQ %s at %s[%d]@%d: %s",
+        outcome.reason,
+        message.topic,
+        message.partition,
+        message.offset,
+        outcome.error[:200],
+    )
+    return await dlq.send(
+        key=message.key,
+        value=event.value if event.value is not None else b"",
+        headers=dlq_headers(outcome, message.topic, message.partition, message.offset),
+        force=True,
+    )
 
 
 def _create_extra_topics(settings: Settings, names: list[str]) -> None:
