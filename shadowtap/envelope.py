@@ -29,6 +29,8 @@ import orjson
 from shadowtap.errors import EnvelopeError
 
 VERSION = 1
+# What capture writes instead of a sensitive header's value; later stages leave it alone.
+REDACTED = "[redacted]"
 
 Headers = list[tuple[str, str]]
 

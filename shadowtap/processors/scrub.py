@@ -60,7 +60,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 import orjson
 
 from shadowtap.config import ProcessorSettings
-from shadowtap.envelope import Envelope, Headers
+from shadowtap.envelope import REDACTED, Envelope, Headers
 from shadowtap.errors import ScrubError
 
 log = logging.getLogger(__name__)
@@ -604,7 +604,7 @@ class Scrubber:
         out: Headers = []
         for name, value in headers:
             lower = name.lower()
-            if lower in self._skip or not value:
+            if lower in self._skip or not value or value == REDACTED:
                 out.append((name, value))
             elif lower in self._headers:
                 counts[FIELD] += 1

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Envelope, Headers, Response, encode, kafka_headers
+from shadowtap.envelope import REDACTED, Envelope, Headers, Response, encode, kafka_headers
 from shadowtap.processors._patterns import compile_paths, upper_methods
 from shadowtap.processors.sampling import should_sample
 from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher
@@ -41,7 +41,6 @@ from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher
 log = logging.getLogger("shadowtap.capture")
 
 ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization")
-REDACTED = "[redacted]"
 
 
 class Capturer:

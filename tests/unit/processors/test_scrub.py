@@ -247,3 +247,14 @@ def test_corpus_no_planted_value_survives_and_clean_values_stay(scrubber: Scrubb
         assert base64.b64decode(orjson.loads(encoded)["body"]) == sample.envelope.body
     assert planted > 2000 and total > 3000
     assert changed <= total * 0.01
+
+
+def test_values_capture_already_redacted_are_left_as_they_are() -> None:
+    from shadowtap.envelope import REDACTED, Envelope
+    from shadowtap.processors.scrub import Scrubber
+
+    env = Envelope(
+        method="GET", path="/", headers=[("Authorization", REDACTED), ("Cookie", REDACTED)]
+    )
+    Scrubber().scrub(env)  # scrubs in place
+    assert env.headers == [("Authorization", REDACTED), ("Cookie", REDACTED)]
