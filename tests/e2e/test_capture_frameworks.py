@@ -17,13 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -33,8 +31,8 @@ from shadowtap.devkafka import free_port
 from shadowtap.envelope import REDACTED, Envelope, decode
 from shadowtap.kafka import create_topics, make_consumer
 from tests.e2e.apps import STREAM_CHUNKS
+from tests.e2e.apps.servers import capture_env, start_server, stop_server
 
-ROOT = Path(__file__).resolve().parents[2]
 FRAMEWORKS = ["fastapi", "flask", "django-wsgi", "django-asgi"]
 LIMIT = 65536
 
@@ -109,50 +107,6 @@ def _server(framework: str, port: int) -> list[str]:
     }[framework]
 
 
-def start_server(
-    cmd: list[str], port: int, env: dict[str, str], log: Path, ready: str = "/ready"
-) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` and wait until ``GET ready`` answers; the caller must stop it."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"{cmd[2]} exited:\n{log.read_text()}"
-            try:
-                httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=1)
-                return proc
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"{cmd} did not start:\n{log.read_text()}")
-    except BaseException:
-        stop_server(proc)
-        raise
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def capture_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
-    env.update(
-        SHADOWTAP_BOOTSTRAP=bootstrap,
-        SHADOWTAP_TOPICS_CAPTURED=topic,
-        SHADOWTAP_CAPTURE_MAX_REQUEST_BODY=str(LIMIT),
-        SHADOWTAP_CAPTURE_FLUSH_TIMEOUT_S="5",
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
-        **extra,
-    )
-    return env
-
-
 @pytest.fixture(scope="module", params=FRAMEWORKS)
 def live(
     request: pytest.FixtureRequest,
@@ -170,7 +124,9 @@ def live(
         },
     )
     create_topics(settings)
-    env = capture_env(kafka_settings.bootstrap, topic)
+    env = capture_env(
+        kafka_settings.bootstrap, topic, SHADOWTAP_CAPTURE_MAX_REQUEST_BODY=str(LIMIT)
+    )
     if framework.startswith("django"):
         module = f"e2e_settings_{uuid.uuid4().hex[:8]}"
         (tmp / f"{module}.py").write_text(DJANGO_SETTINGS.format(source=framework))
