@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAYLOAD = json.dumps(
     {"customer": "c-1", "items": [{"sku": f"S{i:04d}", "qty": i} for i in range(40)]}
 )[:1024]
@@ -167,6 +168,19 @@ def _published(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
+def _cpu_ticks(pid: int) -> int:
+    """CPU ticks (user + system, every thread) of a process and its descendants so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(stat[11]) + int(stat[12])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                ticks += _cpu_ticks(int(child))
+    except (OSError, ValueError, IndexError):
+        return 0  # gone, or no /proc: the CPU column then reads 0
+    return ticks
+
+
 def _steal() -> int:
     """Ticks stolen from this VM by its hypervisor so far (0 where /proc/stat has none)."""
     try:
@@ -177,32 +191,39 @@ def _steal() -> int:
 
 
 def _report(
-    plans: list[tuple[str, str]], runs: dict[tuple[str, str], list[tuple[float, float]]]
+    plans: list[tuple[str, str]], runs: dict[tuple[str, str], list[tuple[float, float, float]]]
 ) -> list[dict[str, object]]:
     """Median req/s and p50 per case; median of per-round ratio and added p50 against bare."""
     results: list[dict[str, object]] = []
     for kind, case in plans:
-        rate = statistics.median(r for r, _ in runs[kind, case])
-        p50 = statistics.median(p for _, p in runs[kind, case])
+        rate = statistics.median(r for r, _, _ in runs[kind, case])
+        p50 = statistics.median(p for _, p, _ in runs[kind, case])
+        cpu = statistics.median(c for _, _, c in runs[kind, case])
         row: dict[str, object] = {
             "app": kind,
             "case": case,
             "req_s": round(rate),
             "p50_ms": round(p50, 3),
-            "rounds_req_s": [round(r) for r, _ in runs[kind, case]],
+            "cpu_us_per_req": round(cpu),
+            "rounds_req_s": [round(r) for r, _, _ in runs[kind, case]],
         }
-        line = f"{kind:8} {case:11} {rate:9.0f} req/s  p50 {p50:7.3f} ms"
+        line = f"{kind:8} {case:11} {rate:6.0f} req/s  p50 {p50:6.2f} ms  cpu {cpu:4.0f} µs/req"
         if case != "bare":
             # Ratios within each round (cases minutes apart drift apart on a shared VM), then
             # the median over rounds.
             bare_runs = runs[kind, "bare"]
             pairs = list(zip(runs[kind, case], bare_runs, strict=True))
-            row["ratio"] = round(statistics.median(r / b for (r, _), (b, _) in pairs), 3)
+            row["ratio"] = round(statistics.median(r / b for (r, _, _), (b, _, _) in pairs), 3)
             row["added_p50_us"] = round(
-                statistics.median((p - bp) * 1000 for (_, p), (_, bp) in pairs)
+                statistics.median((p - bp) * 1000 for (_, p, _), (_, bp, _) in pairs)
+            )
+            # The app's own CPU per request (all its threads, librdkafka's included) does not
+            # depend on how fast the load generator is: the steadiest measure of what we add.
+            row["added_cpu_us"] = round(
+                statistics.median(c - bc for (_, _, c), (_, _, bc) in pairs)
             )
             line += f"  ratio {row['ratio']:.3f}  added p50 {row['added_p50_us']:5} µs"
-        line += "  rounds " + "/".join(str(r) for r in row["rounds_req_s"])  # type: ignore[attr-defined]
+            line += f"  added cpu {row['added_cpu_us']:4} µs/req"
         results.append(row)
         print(line)
     return results
@@ -238,7 +259,7 @@ def main() -> None:
         # Every server is up for the whole run and the cases take turns, round after round,
         # so drift in the machine's speed (a shared VM) hits every case alike.
         servers: dict[tuple[str, str], tuple[int, subprocess.Popen[bytes]]] = {}
-        runs: dict[tuple[str, str], list[tuple[float, float]]] = {plan: [] for plan in plans}
+        runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {p: [] for p in plans}
         sent = {"fastapi": 0, "flask": 0}
         try:
             for kind, case in plans:
@@ -260,8 +281,11 @@ def main() -> None:
             steal = _steal()
             for _ in range(args.rounds):
                 for plan in plans:
-                    rate, p50, total = _wrk(servers[plan][0], per_round, args.connections, script)
-                    runs[plan].append((rate, p50))
+                    port, proc = servers[plan]
+                    ticks = _cpu_ticks(proc.pid)
+                    rate, p50, total = _wrk(port, per_round, args.connections, script)
+                    ticks = _cpu_ticks(proc.pid) - ticks
+                    runs[plan].append((rate, p50, ticks / CLK_TCK / max(total, 1) * 1e6))
                     if plan[1] == "shadowtap":
                         sent[plan[0]] += total
             steal = _steal() - steal
@@ -277,7 +301,7 @@ def main() -> None:
     results = _report(plans, runs)
     requests = sent["fastapi"] + sent["flask"]
     print(f"captured with Kafka up: {published} records in Kafka for {requests} requests")
-    print(f"CPU steal during the runs: {steal / (os.sysconf('SC_CLK_TCK') or 100):.1f} s")
+    print(f"CPU steal during the runs: {steal / CLK_TCK:.1f} s")
     print(
         json.dumps(
             {
