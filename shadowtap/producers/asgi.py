@@ -19,13 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Headers, Response, new_id
-from shadowtap.producers.core import BodyCopy, Capturer, content_length, header_value
+from shadowtap.producers.core import (
+    PATH_SAFE,
+    BodyCopy,
+    Capturer,
+    content_length,
+    header_value,
+)
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def scope_path(scope: Scope) -> str:
+    """The path as the client sent it: ``raw_path`` when the server gives it, else re-quoted."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw:
+        return raw.decode("latin-1").split("?", 1)[0]
+    return urllib.parse.quote(scope.get("root_path", "") + scope["path"], safe=PATH_SAFE)
 
 
 class ShadowtapMiddleware:
@@ -49,8 +64,7 @@ class ShadowtapMiddleware:
             return await self.app(scope, receive, send)
         cap = self.capturer
         method: str = scope["method"]
-        raw_path: bytes | None = scope.get("raw_path")
-        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        path = scope_path(scope)
         if not cap.wants(method, path):
             return await self.app(scope, receive, send)
         request_id = new_id()

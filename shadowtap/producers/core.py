@@ -40,6 +40,8 @@ from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher
 
 log = logging.getLogger("shadowtap.capture")
 
+# RFC 3986 path characters that need no escaping, and '%' so existing escapes stay as they are.
+PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Headers, Response, new_id
+from shadowtap.producers.asgi import scope_path
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.wsgi import raw_path, request_headers
 
@@ -90,13 +91,17 @@ class ShadowtapDjangoMiddleware:
 
     def _start(self, request: Any) -> tuple[str, str, int, float] | None:
         cap = self.capturer
-        path = raw_path(request.META)
-        if not cap.wants(request.method, path):
-            return None
-        request_id = new_id()
-        if not cap.sampled(request_id):
-            return None
-        return request_id, path, time.time_ns() // 1_000_000, time.perf_counter()
+        with cap.guard():
+            # Under ASGI, META's PATH_INFO is already decoded: the scope has the wire form.
+            scope = getattr(request, "scope", None)
+            path = scope_path(scope) if scope is not None else raw_path(request.META)
+            if not cap.wants(request.method, path):
+                return None
+            request_id = new_id()
+            if not cap.sampled(request_id):
+                return None
+            return request_id, path, time.time_ns() // 1_000_000, time.perf_counter()
+        return None
 
     def _publish(
         self, request: Any, start: tuple[str, str, int, float], response: Any, error: str

@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from shadowtap.config import Settings
-from shadowtap.kafka import client_config
+from shadowtap.kafka import LIBRDKAFKA_LOGGER, client_config
 
 log = logging.getLogger("shadowtap.capture")
 
@@ -103,23 +103,31 @@ def _call_hook(hook: MetricHook, event: str, reason: str, amount: int) -> None:
 
 
 class RateLimitedLog:
-    """Logs a warning at most once per interval, with how many were suppressed."""
+    """Passes one line per interval to ``logger``, saying how many were suppressed since.
 
-    __slots__ = ("_interval", "_last", "_suppressed")
+    Also the ``logger`` librdkafka is given: while Kafka is down it reports a failed connect
+    several times a second, which must not flood the app's log.
+    """
 
-    def __init__(self, interval_s: float) -> None:
+    __slots__ = ("_interval", "_last", "_logger", "_suppressed")
+
+    def __init__(self, interval_s: float, logger: logging.Logger = log) -> None:
         self._interval = interval_s
+        self._logger = logger
         self._last = float("-inf")
         self._suppressed = 0
 
-    def warning(self, message: str, *args: object) -> None:
+    def log(self, level: int, message: str, *args: object) -> None:
         now = time.monotonic()
         if now - self._last < self._interval:
             self._suppressed += 1
             return
         suffix = f" ({self._suppressed} similar suppressed)" if self._suppressed else ""
         self._last, self._suppressed = now, 0
-        log.warning(message + suffix, *args)
+        self._logger.log(level, message + suffix, *args)
+
+    def warning(self, message: str, *args: object) -> None:
+        self.log(logging.WARNING, message, *args)
 
 
 class Publisher:
@@ -152,6 +160,7 @@ class Publisher:
                         "delivery.report.only.error": True,
                         "on_delivery": self._on_delivery,
                         "error_cb": self._on_error,
+                        "logger": RateLimitedLog(capture.log_interval_s, LIBRDKAFKA_LOGGER),
                     },
                 )
             )

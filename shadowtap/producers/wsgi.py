@@ -24,7 +24,7 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Headers, Response, new_id
-from shadowtap.producers.core import BodyCopy, Capturer, header_value
+from shadowtap.producers.core import PATH_SAFE, BodyCopy, Capturer, header_value
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
@@ -225,7 +225,7 @@ def raw_path(environ: Environ) -> str:
         return str(raw).split("?", 1)[0]
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     # PATH_INFO is decoded as latin-1 by the server: re-encode to the wire form.
-    return urllib.parse.quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~%")
+    return urllib.parse.quote(path.encode("latin-1"), safe=PATH_SAFE)
 
 
 def request_headers(environ: Environ) -> Headers:

@@ -205,20 +205,7 @@ def test_post_is_recorded_byte_for_byte_with_the_response(live: Live) -> None:
 @pytest.mark.parametrize(
     "raw_path", ["/caf%C3%A9/x%2Fy", "/%E2%82%AC/%ZZ"], ids=["latin1-range", "beyond-latin1"]
 )
-def test_percent_encoded_path_is_recorded_as_sent(
-    live: Live, raw_path: str, request: pytest.FixtureRequest
-) -> None:
-    if live.framework == "django-asgi":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="ShadowtapDjangoMiddleware under ASGI rebuilds the path from the "
-                "decoded PATH_INFO with latin-1 (wsgi.raw_path): /caf%C3%A9/x%2Fy is recorded "
-                "as /caf%E9/x/y, "
-                "and a path beyond latin-1 (/%E2%82%AC) raises UnicodeEncodeError outside "
-                "cap.guard() in _start, so the app answers 500 instead of 404",
-            )
-        )
+def test_percent_encoded_path_is_recorded_as_sent(live: Live, raw_path: str) -> None:
     case = _case()
     with httpx.Client(base_url=live.base, timeout=10) as client:
         answer = client.get(raw_path, headers={"X-Test-Case": case})
@@ -336,13 +323,6 @@ def test_kafka_down_changes_nothing_for_the_app(kafka_down_app: tuple[str, Path]
     _drive_with_kafka_down(base)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with Kafka down, librdkafka's own 'FAIL ... Connection refused' lines reach the "
-    "app's log through the shadowtap.librdkafka logger at ERROR about 3 times a second for "
-    "as long as the outage lasts; only error_cb/delivery warnings go through RateLimitedLog "
-    "(issue 3: 'log at most once per interval')",
-)
 def test_kafka_down_is_logged_at_most_once_per_interval(
     kafka_down_app: tuple[str, Path],
 ) -> None:

@@ -48,3 +48,14 @@ def test_rate_limited_log_says_how_many_were_suppressed(caplog: pytest.LogCaptur
     with caplog.at_level(logging.WARNING, logger="shadowtap.capture"):
         log.warning("queue full")
     assert caplog.records[-1].getMessage() == "queue full (4 similar suppressed)"
+
+
+def test_librdkafka_lines_are_rate_limited_too(caplog: pytest.LogCaptureFixture) -> None:
+    # librdkafka calls logger.log(level, fmt, facility, client, text) on every failed connect.
+    log = RateLimitedLog(3600, logging.getLogger("shadowtap.librdkafka"))
+    with caplog.at_level(logging.ERROR, logger="shadowtap.librdkafka"):
+        for _ in range(3):
+            log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "refused")
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("shadowtap.librdkafka", logging.ERROR, "FAIL [rdkafka#producer-1] refused")
+    ]
