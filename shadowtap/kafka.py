@@ -159,6 +159,14 @@ def describe_topics(settings: Settings, timeout: float = 15.0) -> list[TopicInfo
     return out
 
 
+def partition_count(kafka: KafkaSettings, topic: str, timeout: float = 15.0) -> int | None:
+    """How many partitions ``topic`` has on the cluster (None if it does not exist)."""
+    found = _metadata(make_admin(kafka), timeout).topics.get(topic)
+    if found is None or found.error is not None:
+        return None
+    return len(found.partitions)
+
+
 def wait_for_broker(kafka: KafkaSettings, timeout: float) -> int:
     """Block until the cluster answers a metadata request; return the number of brokers."""
     # Refused connections are expected while a broker starts: keep them out of the log.

@@ -48,6 +48,7 @@ to it (plaintext brokers only for now).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
@@ -232,6 +233,30 @@ def _create_extra_topics(settings: Settings, names: list[str]) -> None:
                 log.warning("could not create route topic %s: %s", name, exc)
 
 
+def _with_captured_partitions(settings: Settings) -> Settings:
+    """Settings whose partition count is the captured topic's own, as found on the cluster.
+
+    Faust co-partitions the dedup table's changelog with its source and refuses records from
+    a topic whose count differs, so a topic created elsewhere (by hand, by an older config)
+    must set the count, not ``topics.partitions``.
+    """
+    from shadowtap.kafka import partition_count
+
+    found = partition_count(settings.kafka, settings.topics.captured)
+    if found is None or found == settings.topics.partitions:
+        return settings
+    log.info(
+        "%s has %d partitions (topics.partitions says %d): using %d",
+        settings.topics.captured,
+        found,
+        settings.topics.partitions,
+        found,
+    )
+    return dataclasses.replace(
+        settings, topics=dataclasses.replace(settings.topics, partitions=found)
+    )
+
+
 def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str = "info") -> int:
     """Run the processor until SIGINT/SIGTERM; return the exit code."""
     import faust
@@ -240,6 +265,7 @@ def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str
 
     # Before the consumer subscribes, so it sees every partition; Faust creates only its own.
     create_topics(settings)
+    settings = _with_captured_partitions(settings)
     routed = sorted(
         {r.topic for r in settings.processor.routes if r.topic} - {settings.topics.mirror}
     )

@@ -108,3 +108,20 @@ def test_corpus_leaves_no_planted_value_in_mirror(
         assert leaks(m.value(), planted[env.id]) == []
         orjson.loads(env.body) if env.body[:1] == b"{" else None  # JSON stays JSON
         assert env.header("content-length") == str(len(env.body))
+
+
+def test_captured_topic_with_another_partition_count_is_processed(
+    settings: Settings,
+    processor_env: dict[str, str],
+    start_worker: Callable[..., Worker],
+    reader: Callable[[list[str]], Reader],
+) -> None:
+    # The topic has 3 partitions; the worker's config says 1. The topic's own count wins
+    # (Faust would otherwise refuse every record as not co-partitioned with the dedup table).
+    processor_env["SHADOWTAP_TOPICS_PARTITIONS"] = "1"
+    records = [_env(f"/orders/{i}", i) for i in range(60)]
+    produce(settings, records)  # keyed by id: spread over the 3 partitions
+    worker = start_worker()
+    out = reader([settings.topics.mirror, settings.topics.dlq])
+    out.until(lambda _: out.ids[settings.topics.mirror] >= {e.id for e in records}, worker)
+    assert out.counts[settings.topics.dlq] == 0
