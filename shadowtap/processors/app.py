@@ -14,7 +14,9 @@ to the DLQ with the reason in the Kafka headers (``shadowtap-dlq-reason``, …).
 record contains can crash the worker. Events are acked by hand: records are handled in batches
 (``batch_size`` or ``batch_within_s``), a batch's output is sent and awaited until the broker
 acknowledges it, and only then are its events acked, so an offset is committed only after
-its record is in its output topic (at-least-once).
+its record is in its output topic (at-least-once). The committed offsets come from
+shadowtap.processors.offsets, not from Faust's own reckoning, which can step over a record
+its fetcher skipped during a rebalance; such records are read back and processed.
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
 rebalanced worker recovers it from the changelog, and windows expire after
 ``2 × dedup_window_s``. Start more workers with the same ``group`` to scale out (each keeps the
@@ -50,11 +52,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 from shadowtap.config import Settings
+from shadowtap.processors import offsets
 from shadowtap.processors.metrics import Metrics
+from shadowtap.processors.offsets import HoleReader, Record, Watermarks
 from shadowtap.processors.pipeline import Outcome, Pipeline, dlq_headers
 
 log = logging.getLogger(__name__)
@@ -132,81 +137,156 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> Any:
     }
     dlq = app.topic(topics.dlq, value_serializer="raw", key_serializer="raw")
 
+    agent = Agent(settings, app, pipeline=pipeline, metrics=metrics, outputs=outputs, dlq=dlq)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        # Runs after Faust waited for in-flight events and committed; the partitions are
+        # followed again from their committed offsets once assigned.
+        agent.watermarks.reset()
+
     @app.agent(source)
     async def process(stream: Any) -> None:
-        # Manual acks: an event is acked only after its output is acknowledged by the broker.
-        # (Faust's take()/take_events() ack a batch in a ``finally``, even when the batch was
-        # cancelled half-way by a rebalance: that commits offsets of records never sent.)
-        manual = stream.noack()
-        loop = asyncio.get_running_loop()
-        batch: list[tuple[Any, Outcome | None]] = []
-        lock = asyncio.Lock()
-        opened = [0.0]
-
-        async def flush() -> None:
-            async with lock:
-                if not batch:
-                    return
-                items = batch[:]
-                batch.clear()
-                # Dedup memory first: once a record is in its output, the changelog must
-                # already say it was seen, or after a crash a later copy could pass and the
-                # original be dropped.
-                # (Faust's flush gives up on its send buffer after 0.1 s without progress, so
-                # this is best effort; looping until the buffer is empty stalled the worker.)
-                if pipeline.seen is not None:
-                    await app.producer.flush()
-                pending = [await _send(e, o, outputs, dlq) for e, o in items if o is not None]
-                if pending:
-                    await asyncio.gather(*pending)
-                for event, _ in items:
-                    await manual.ack(event)
-
-        async def tick() -> None:
-            # A quiet stream still gets its last records acked (and their offsets committed).
-            while True:
-                await asyncio.sleep(p.batch_within_s)
-                if batch and loop.time() - opened[0] >= p.batch_within_s:
-                    await flush()
-
-        ticker = asyncio.ensure_future(tick())
-        try:
-            async for event in manual.events():
-                outcome = pipeline.process(event.value, event.message.key)
-                metrics.record(outcome)
-                if not batch:
-                    opened[0] = loop.time()
-                batch.append((event, None if outcome.kind == "drop" else outcome))
-                if len(batch) >= p.batch_size:
-                    await flush()
-        finally:
-            ticker.cancel()
+        await agent.run(stream)
 
     return app
 
 
-async def _send(event: Any, outcome: Outcome, outputs: dict[str, Any], dlq: Any) -> Any:
+class Agent:
+    """The body of the Faust agent: records in batches, output acknowledged before acks.
+
+    Events are acked by hand only after their output is acknowledged by the broker, and the
+    offsets Faust commits come from shadowtap.processors.offsets, which never moves past a
+    record that was not finished (Faust can skip records during a rebalance: they are read
+    back here).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        app: Any,
+        *,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        outputs: dict[str, Any],
+        dlq: Any,
+    ) -> None:
+        self.settings = settings
+        self.app = app
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.outputs = outputs
+        self.dlq = dlq
+        self.watermarks = Watermarks()
+        self._holes: HoleReader | None = None  # made on first use
+        self._batch: list[tuple[Record, Any, Outcome | None]] = []
+        self._opened = 0.0
+        self._lock = asyncio.Lock()
+
+    async def run(self, stream: Any) -> None:
+        offsets.install(self.app.consumer, self.watermarks)
+        p = self.settings.processor
+        manual = stream.noack()
+        ticker = asyncio.ensure_future(self._tick(manual))
+        try:
+            async for event in manual.events():
+                m = event.message
+                record = Record(m.topic, m.partition, m.offset, m.key, event.value)
+                await self._read_holes(record)
+                self._add(record, event)
+                if len(self._batch) >= p.batch_size:
+                    await self._flush(manual)
+        finally:
+            ticker.cancel()
+            if self._holes is not None:
+                self._holes.close()
+
+    def _add(self, record: Record, event: Any) -> None:
+        outcome = self.pipeline.process(record.value, record.key)
+        self.metrics.record(outcome)
+        if not self._batch:
+            self._opened = time.monotonic()
+        self._batch.append((record, event, None if outcome.kind == "drop" else outcome))
+
+    async def _read_holes(self, record: Record) -> None:
+        """Process first any records of this partition that Faust skipped."""
+        tp = (record.topic, record.partition)
+        if self._holes is None:
+            self._holes = await asyncio.to_thread(HoleReader, self.settings, self.app.conf.id)
+        if not self.watermarks.knows(tp):
+            self.watermarks.start(tp, await asyncio.to_thread(self._holes.committed, tp))
+        hole = self.watermarks.see(tp, record.offset)
+        if hole is None:
+            return
+        found, covered = await asyncio.to_thread(self._holes.read, tp, *hole)
+        self.metrics.holes.inc(hole[1] - hole[0])
+        log.warning(
+            "%s[%d]: offsets %d..%d were skipped by Faust's fetcher; read back %d",
+            *tp,
+            hole[0],
+            hole[1] - 1,
+            len(found),
+        )
+        for missing in found:
+            self._add(missing, None)
+        read = {r.offset for r in found}
+        for gone in range(hole[0], covered):  # deleted by retention meanwhile
+            if gone not in read:
+                self.watermarks.finish(tp, gone)
+
+    async def _flush(self, manual: Any) -> None:
+        async with self._lock:
+            if not self._batch:
+                return
+            items = self._batch[:]
+            self._batch.clear()
+            # Dedup memory first: once a record is in its output, the changelog must
+            # already say it was seen, or after a crash a later copy could pass and the
+            # original be dropped.
+            # (Faust's flush gives up on its send buffer after 0.1 s without progress, so
+            # this is best effort; looping until the buffer is empty stalled the worker.)
+            if self.pipeline.seen is not None:
+                await self.app.producer.flush()
+            pending = [
+                await _send(r, o, self.outputs, self.dlq) for r, _, o in items if o is not None
+            ]
+            if pending:
+                await asyncio.gather(*pending)
+            for record, event, _ in items:
+                self.watermarks.finish((record.topic, record.partition), record.offset)
+                if event is not None:
+                    await manual.ack(event)
+
+    async def _tick(self, manual: Any) -> None:
+        # A quiet stream still gets its last records acked (and their offsets committed).
+        within = self.settings.processor.batch_within_s
+        while True:
+            await asyncio.sleep(within)
+            if self._batch and time.monotonic() - self._opened >= within:
+                await self._flush(manual)
+
+
+async def _send(record: Record, outcome: Outcome, outputs: dict[str, Any], dlq: Any) -> Any:
     """Send one record to its output topic or the DLQ; the future resolves on broker ack."""
-    message = event.message
     # force=True: publish now instead of attaching to the offset commit, so the batch can
     # wait for the broker's acknowledgement itself.
     if outcome.kind == "out":
         assert outcome.topic is not None
         return await outputs[outcome.topic].send(
-            key=message.key, value=outcome.value, headers=outcome.headers, force=True
+            key=record.key, value=outcome.value, headers=outcome.headers, force=True
         )
     log.warning(
         "DLQ %s at %s[%d]@%d: %s",
         outcome.reason,
-        message.topic,
-        message.partition,
-        message.offset,
+        record.topic,
+        record.partition,
+        record.offset,
         outcome.error[:200],
     )
     return await dlq.send(
-        key=message.key,
-        value=event.value if event.value is not None else b"",
-        headers=dlq_headers(outcome, message.topic, message.partition, message.offset),
+        key=record.key,
+        value=record.value if record.value is not None else b"",
+        headers=dlq_headers(outcome, record.topic, record.partition, record.offset),
         force=True,
     )
 

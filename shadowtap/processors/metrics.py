@@ -7,6 +7,8 @@
 - ``shadowtap_processor_dlq_total{reason}``
 - ``shadowtap_processor_entities_scrubbed_total{entity}``
 - ``shadowtap_processor_stage_seconds{stage}`` (histogram)
+- ``shadowtap_processor_holes_read_back_total``: records Faust's fetcher skipped that were
+  read back (shadowtap.processors.offsets); non-zero only around rebalances
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ class Metrics:
             "Time spent in each stage per record",
             ["stage"],
             buckets=(1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0),
+            registry=r,
+        )
+
+        self.holes = Counter(
+            "shadowtap_processor_holes_read_back",
+            "Offsets Faust did not deliver, read back by the worker",
             registry=r,
         )
 

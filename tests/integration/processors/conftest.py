@@ -75,7 +75,10 @@ class Worker:
         """Metrics once ``name`` has reached ``at_least`` (records may still be in flight)."""
         deadline = time.monotonic() + limit_s
         while True:
-            metrics = self.metrics()
+            try:
+                metrics = self.metrics()
+            except OSError:  # still starting: /metrics is not served yet
+                metrics = {}
             if metrics.get(name, 0) >= at_least or time.monotonic() > deadline:
                 return metrics
             time.sleep(0.2)
