@@ -68,7 +68,7 @@ class ShadowtapMiddleware:
         if not cap.wants(method, path):
             return await self.app(scope, receive, send)
         request_id = new_id()
-        if not cap.sampled(request_id):
+        if not cap.admits(request_id):
             return await self.app(scope, receive, send)
         exchange = _Exchange(cap, scope, receive, send)
         try:

@@ -110,7 +110,7 @@ class Collector:
         path, _, query = target.partition("?")
         wanted = cap.wants(method, path)
         request_id = new_id()
-        wanted = wanted and cap.sampled(request_id)
+        wanted = wanted and cap.admits(request_id)
         length = header_value(headers, "content-length")
         copy = BodyCopy(
             cap.max_request_body

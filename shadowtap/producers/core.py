@@ -92,6 +92,20 @@ class Capturer:
     def sampled(self, request_id: str) -> bool:
         return should_sample(request_id, self.sample_percent)
 
+    def admits(self, request_id: str) -> bool:
+        """Sampled in, and there is room to queue it.
+
+        With the queue full (Kafka down or too slow) the request is dropped and counted here,
+        before anything is copied or encoded: an outage costs the app a length check.
+        """
+        if not should_sample(request_id, self.sample_percent):
+            return False
+        if self.publisher.full():
+            self.metrics.count_dropped("queue-full")
+            self.publisher.warn_full()
+            return False
+        return True
+
     def wants_body(self, content_type: str | None) -> bool:
         if not self._content_types:
             return True

@@ -98,7 +98,7 @@ class ShadowtapDjangoMiddleware:
             if not cap.wants(request.method, path):
                 return None
             request_id = new_id()
-            if not cap.sampled(request_id):
+            if not cap.admits(request_id):
                 return None
             return request_id, path, time.time_ns() // 1_000_000, time.perf_counter()
         return None

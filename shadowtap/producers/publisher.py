@@ -144,6 +144,9 @@ class Publisher:
         self.metrics = metrics or CaptureMetrics()
         self._log = RateLimitedLog(capture.log_interval_s)
         self._flush_timeout = capture.flush_timeout_s
+        # Queue length at which librdkafka last refused a record: its byte limit can bind
+        # before the message limit, and len() counts messages only.
+        self._max_queued = self._full_at = capture.queue_max_messages
         self.producer = (
             producer
             if producer is not None
@@ -167,6 +170,13 @@ class Publisher:
         )
         self.metrics.queue_depth = self.producer.__len__
 
+    def full(self) -> bool:
+        """The queue is at its limit (Kafka down or too slow): a record now would be dropped."""
+        return len(self.producer) >= self._full_at
+
+    def warn_full(self) -> None:
+        self._log.warning("shadowtap: Kafka queue full, dropping captured requests")
+
     def publish(
         self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None
     ) -> bool:
@@ -174,8 +184,9 @@ class Publisher:
         try:
             self.producer.produce(self.topic, value, key, headers=headers)  # type: ignore[arg-type]
         except BufferError:
+            self._full_at = min(self._max_queued, max(1, len(self.producer)))
             self.metrics.count_dropped("queue-full")
-            self._log.warning("shadowtap: Kafka queue full, dropping captured requests")
+            self.warn_full()
             self.producer.poll(0)
             return False
         except (KafkaException, TypeError, ValueError) as exc:
@@ -183,6 +194,7 @@ class Publisher:
             self._log.warning("shadowtap: could not queue a captured request: %s", exc)
             return False
         self.producer.poll(0)
+        self._full_at = self._max_queued
         self.metrics.count_captured(len(value))
         return True
 

@@ -51,7 +51,7 @@ class ShadowtapWSGIMiddleware:
         if not cap.wants(method, path):
             return self.app(environ, start_response)
         request_id = new_id()
-        if not cap.sampled(request_id):
+        if not cap.admits(request_id):
             return self.app(environ, start_response)
         exchange = _Exchange(cap, environ, request_id, method, path)
         environ["wsgi.input"] = exchange.input

@@ -287,6 +287,26 @@ def test_full_queue_drops_and_counts_without_touching_the_response() -> None:
     assert recorder.capturer.metrics.dropped["queue-full"] == 2
 
 
+def test_with_the_queue_at_its_limit_requests_are_not_even_wrapped() -> None:
+    # Kafka down: the queue fills up, and from then on a request costs a length check.
+    recorder = Recorder({"queue_max_messages": 1})
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(receive)
+        await echo(scope, receive, send)
+
+    middleware = ShadowtapMiddleware(app, capturer=recorder.capturer)
+    peers = [Peer([{"type": "http.request", "body": b"x"}]) for _ in range(3)]
+    for peer in peers:
+        _run(middleware, _scope(), peer)
+        assert peer.sent[1]["body"] == b"got:x"
+    assert seen[0] != peers[0].receive
+    assert seen[1:] == [peers[1].receive, peers[2].receive]
+    assert recorder.capturer.metrics.captured == 1
+    assert recorder.capturer.metrics.dropped["queue-full"] == 2
+
+
 def test_our_own_failure_never_reaches_the_app(recorder: Recorder) -> None:
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("encoder bug")

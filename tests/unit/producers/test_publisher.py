@@ -35,7 +35,7 @@ def test_prometheus_export_reads_the_live_counters() -> None:
     text = generate_latest(registry).decode()
     assert 'shadowtap_capture_records_total{source="shop"} 1.0' in text
     assert 'shadowtap_capture_dropped_total{reason="queue-full",source="shop"} 1.0' in text
-    assert 'shadowtap_capture_queue_depth{source="shop"} 0.0' in text
+    assert 'shadowtap_capture_queue_depth{source="shop"} 1.0' in text  # still queued
 
 
 def test_rate_limited_log_says_how_many_were_suppressed(caplog: pytest.LogCaptureFixture) -> None:
@@ -59,3 +59,16 @@ def test_librdkafka_lines_are_rate_limited_too(caplog: pytest.LogCaptureFixture)
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
         ("shadowtap.librdkafka", logging.ERROR, "FAIL [rdkafka#producer-1] refused")
     ]
+
+
+def test_a_refusal_below_the_message_limit_marks_the_queue_full() -> None:
+    # librdkafka's byte limit binds first: it refuses at 2 queued records, far below 100,000.
+    recorder = Recorder(capacity=2)
+    publisher = recorder.capturer.publisher
+    assert publisher.publish(b"a", None, None) and publisher.publish(b"b", None, None)
+    assert not publisher.full()
+    assert not publisher.publish(b"c", None, None)
+    assert publisher.full()  # from now on requests are dropped before any copying
+    recorder.producer.records.pop()  # one delivered
+    assert not publisher.full()
+    assert publisher.publish(b"d", None, None)
