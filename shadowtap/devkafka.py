@@ -64,6 +64,18 @@ Progress = Callable[[str], None]
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, never starting with '-'.
+
+    One in 64 would, and the storage tool's argument parser then reads it as an option
+    (Kafka's own Uuid.randomUuid() skips those for the same reason).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass(frozen=True, slots=True)
 class Broker:
     """A broker shadowtap can talk to, and where it came from."""
@@ -222,7 +234,7 @@ class LocalKafka:
         classpath = f"{libs}/*"
         if not (data / "meta.properties").exists():
             progress("formatting storage")
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             fmt = subprocess.run(
                 [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
                  "-t", cluster_id, "-c", str(props)],

@@ -59,3 +59,12 @@ def test_free_port_prefers_the_asked_port_when_free() -> None:
 def test_status_of_a_never_started_instance_is_none(empty_cache: Path) -> None:
     assert devkafka.LocalKafka("nothing-here").status() is None
     assert devkafka.LocalKafka("nothing-here").stop() is False
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The storage tool would read "-t -abc…" as an option: one random id in 64 starts so.
+    import uuid
+
+    ids = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=bytes(16))])
+    monkeypatch.setattr(devkafka.uuid, "uuid4", lambda: next(ids))
+    assert devkafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
