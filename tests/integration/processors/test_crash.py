@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable
 
 from shadowtap.config import Settings
@@ -67,23 +68,50 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     )
 
 
+class Trickle(threading.Thread):
+    """Keeps producing fresh records until stopped, so every rebalance happens mid-stream."""
+
+    def __init__(self, settings: Settings, per_second: int) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.per_tick = settings, max(1, per_second // 10)
+        self.records: list[Envelope] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.1):
+            batch = [_env(len(self.records) + i, "/trickle") for i in range(self.per_tick)]
+            produce(self.settings, list(batch))
+            self.records.extend(batch)
+
+    def stop(self) -> list[Envelope]:
+        self.halt.set()
+        self.join(30)
+        return self.records
+
+
 def test_workers_joining_and_leaving_mid_stream_lose_nothing(
     settings: Settings, start_worker: Callable[..., Worker], reader: Callable[[list[str]], Reader]
 ) -> None:
     # Each join and leave is a rebalance: partitions move, Faust seeks back to committed
     # offsets, and its fetcher may skip records (shadowtap.processors.offsets reads them back).
+    # Records keep arriving throughout, so no worker runs out of work before a rebalance.
     mirror = settings.topics.mirror
-    records = [_env(i) for i in range(12000)]
-    produce(settings, records)
+    backlog = [_env(i) for i in range(3000)]
+    produce(settings, backlog)
+    trickle = Trickle(settings, per_second=150)
+    trickle.start()
     out = reader([mirror])
     first = start_worker(batch_size=200)
-    out.until(lambda _: out.counts[mirror] >= 300, first)
-    for stop in (signal.SIGTERM, signal.SIGKILL):  # 2 → 1 gracefully, then abruptly
-        joined = start_worker(batch_size=200)  # 1 → 2 workers
-        took = joined.metrics_when("shadowtap_processor_records_in_total", 1, limit_s=60)
-        assert took.get("shadowtap_processor_records_in_total", 0) >= 1, "no partition moved"
-        out.until(lambda _: True, first)  # keep reading meanwhile
-        joined.kill(stop)
+    try:
+        out.until(lambda _: out.counts[mirror] >= 300, first)
+        for stop in (signal.SIGTERM, signal.SIGKILL):  # 2 → 1 gracefully, then abruptly
+            joined = start_worker(batch_size=200)  # 1 → 2 workers
+            took = joined.metrics_when("shadowtap_processor_records_in_total", 100, limit_s=90)
+            assert took.get("shadowtap_processor_records_in_total", 0) >= 1, "no partition moved"
+            joined.kill(stop)
+            out.drain(2)
+    finally:
+        records = [*backlog, *trickle.stop()]
     want = {e.id for e in records}
 
     def explain() -> str:
