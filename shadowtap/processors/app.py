@@ -240,18 +240,18 @@ class Agent:
                 return
             items = self._batch[:]
             self._batch.clear()
-            # Dedup memory first: once a record is in its output, the changelog must
-            # already say it was seen, or after a crash a later copy could pass and the
-            # original be dropped.
-            # (Faust's flush gives up on its send buffer after 0.1 s without progress, so
-            # this is best effort; looping until the buffer is empty stalled the worker.)
-            if self.pipeline.seen is not None:
-                await self.app.producer.flush()
-            pending = [
+            # The batch's dedup memory (changelog writes) and its output go to the broker
+            # together, and its events are acked only once both are acknowledged: a crash
+            # before that replays the batch, dedup memory included.
+            dedup = self.pipeline.seen is not None
+            pending = await _send_changelog(self.app.producer.buffer) if dedup else []
+            pending += [
                 await _send(r, o, self.outputs, self.dlq) for r, _, o in items if o is not None
             ]
             if pending:
                 await asyncio.gather(*pending)
+            if dedup:  # changelog writes Faust's buffer task handed over earlier, acked too
+                await self.app.producer._producer.flush()
             for record, event, _ in items:
                 self.watermarks.finish((record.topic, record.partition), record.offset)
                 if event is not None:
@@ -264,6 +264,25 @@ class Agent:
             await asyncio.sleep(within)
             if self._batch and time.monotonic() - self._opened >= within:
                 await self._flush(manual)
+
+
+async def _send_changelog(buffer: Any) -> list[Any]:
+    """Hand every table write waiting in Faust's producer buffer to the producer now.
+
+    Faust's buffer task sends one message per event-loop turn, and its ``flush`` returns
+    after 0.1 s without progress: with the stream busy, waiting for it took ~0.6 s a batch
+    and promised nothing. Returns futures of the broker's acks.
+    """
+    sent = []
+    while True:
+        try:
+            fut = buffer.pending.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        sent.append(await fut.message.channel.publish_message(fut, wait=False))
+    if sent:
+        buffer.message_sent.set()  # wakes anyone in Faust's flush: the buffer is empty
+    return sent
 
 
 async def _send(record: Record, outcome: Outcome, outputs: dict[str, Any], dlq: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode, encode
-from shadowtap.processors.app import Agent
+from shadowtap.processors.app import Agent, _send_changelog
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import Record
 from shadowtap.processors.pipeline import Pipeline
@@ -105,3 +105,28 @@ async def test_nothing_is_committed_past_a_record_still_in_the_batch() -> None:
     assert agent.watermarks.position((TOPIC, 0)) == 0
     await agent._flush(FakeStream())
     assert agent.watermarks.position((TOPIC, 0)) == 3
+
+
+async def test_table_writes_waiting_in_fausts_buffer_are_all_handed_to_the_producer() -> None:
+    published: list[str] = []
+
+    class Channel:
+        async def publish_message(self, fut: Any, wait: bool) -> Any:
+            published.append(fut.message.value)
+            acked = asyncio.get_running_loop().create_future()
+            acked.set_result(fut.message.value)
+            return acked
+
+    channel = Channel()
+    buffer = SimpleNamespace(pending=asyncio.Queue(), message_sent=asyncio.Event())
+    for key in ("fp1", "fp2", "fp3"):
+        buffer.pending.put_nowait(
+            SimpleNamespace(message=SimpleNamespace(channel=channel, value=key))
+        )
+
+    acks = await _send_changelog(buffer)
+
+    assert published == ["fp1", "fp2", "fp3"]  # in order, in one go
+    assert await asyncio.gather(*acks) == ["fp1", "fp2", "fp3"]
+    assert buffer.pending.empty() and buffer.message_sent.is_set()
+    assert await _send_changelog(buffer) == []
