@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import tempfile
 import time
 from datetime import timedelta
 from typing import Any
@@ -92,8 +93,12 @@ def _lazy(*lookups: Any) -> Any:
         yield lookup()
 
 
-def build_app(settings: Settings, metrics: Metrics | None = None) -> Any:
-    """The Faust app with its one agent; nothing runs until a Worker starts it."""
+def build_app(settings: Settings, datadir: str, metrics: Metrics | None = None) -> Any:
+    """The Faust app with its one agent; nothing runs until a Worker starts it.
+
+    ``datadir`` is Faust's data directory: the memory store writes nothing there, but Faust
+    makes ``v1/tables`` in it (by default ``<group>-data`` in the working directory).
+    """
     import faust
 
     p = settings.processor
@@ -102,6 +107,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> Any:
     compression = settings.kafka.compression
     app = faust.App(
         p.group,
+        datadir=datadir,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap.split(",") if h.strip()],
         store="memory://",
         web_enabled=False,
@@ -373,13 +379,14 @@ def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str
     metrics = Metrics()
     port = settings.processor.web_port if web_port is None else web_port
     metrics.serve(port)
-    app = build_app(settings, metrics)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    # Faust's start-up spinner turns the root logger to DEBUG for good when the level is
-    # WARNING or above, so every debug line of aiokafka builds a record: ~10 % of the worker.
-    worker.spinner = None
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
+    with tempfile.TemporaryDirectory(prefix="shadowtap-processor-") as datadir:
+        app = build_app(settings, datadir, metrics)
+        worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        # Faust's start-up spinner turns the root logger to DEBUG for good when the level is
+        # WARNING or above, so every debug line of aiokafka builds a record: ~10 % of the worker.
+        worker.spinner = None
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
     return 0

@@ -55,6 +55,7 @@ class Worker:
                 "warning",
             ],
             env=env,
+            cwd=log.parent,  # a test can see what the worker leaves in its working directory
             stdout=self._fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,

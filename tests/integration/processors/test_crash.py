@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode
@@ -16,7 +17,10 @@ def _env(i: int, path: str = "/orders") -> Envelope:
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing(
-    settings: Settings, start_worker: Callable[..., Worker], reader: Callable[[list[str]], Reader]
+    settings: Settings,
+    start_worker: Callable[..., Worker],
+    reader: Callable[[list[str]], Reader],
+    tmp_path: Path,
 ) -> None:
     mirror, dlq = settings.topics.mirror, settings.topics.dlq
     originals = [_env(i) for i in range(3000)]
@@ -66,6 +70,8 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     assert all(
         decode(m.value()).meta["filter"] == "pass" for m in out.messages[:50] if m.topic() == mirror
     )
+    # the memory store keeps nothing on disk, and Faust's data directory is not left behind
+    assert not list(tmp_path.glob("*-data")), "the worker wrote into its working directory"
 
 
 class Trickle(threading.Thread):
