@@ -137,13 +137,7 @@ def build_app(settings: Settings, datadir: str, metrics: Metrics | None = None) 
     if not p.dedup_enabled:
         pipeline.seen = None
     source = app.topic(topics.captured, value_serializer="raw", key_serializer="raw")
-    outputs = {
-        name: app.topic(name, value_serializer="raw", key_serializer="raw")
-        for name in pipeline.router.topics
-    }
-    dlq = app.topic(topics.dlq, value_serializer="raw", key_serializer="raw")
-
-    agent = Agent(settings, app, pipeline=pipeline, metrics=metrics, outputs=outputs, dlq=dlq)
+    agent = Agent(settings, app, pipeline=pipeline, metrics=metrics)
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
@@ -174,15 +168,11 @@ class Agent:
         *,
         pipeline: Pipeline,
         metrics: Metrics,
-        outputs: dict[str, Any],
-        dlq: Any,
     ) -> None:
         self.settings = settings
         self.app = app
         self.pipeline = pipeline
         self.metrics = metrics
-        self.outputs = outputs
-        self.dlq = dlq
         self.watermarks = Watermarks()
         self._holes: HoleReader | None = None  # made on first use
         self._batch: list[tuple[Record, Any, Outcome | None]] = []
@@ -251,9 +241,7 @@ class Agent:
             # before that replays the batch, dedup memory included.
             dedup = self.pipeline.seen is not None
             pending = await _send_changelog(self.app.producer.buffer) if dedup else []
-            pending += [
-                await _send(r, o, self.outputs, self.dlq) for r, _, o in items if o is not None
-            ]
+            pending += [await self._send(r, o) for r, _, o in items if o is not None]
             if pending:
                 await asyncio.gather(*pending)
             if dedup:  # changelog writes Faust's buffer task handed over earlier, acked too
@@ -262,6 +250,31 @@ class Agent:
                 self.watermarks.finish((record.topic, record.partition), record.offset)
                 if event is not None:
                     await manual.ack(event)
+
+    async def _send(self, record: Record, outcome: Outcome) -> Any:
+        """Send one record to its output topic or the DLQ; the future resolves on broker ack.
+
+        Straight to Faust's producer (raw bytes, as the topics are created at start): its
+        Topic.send adds serializers, sensors and a FutureMessage per record, ~7 % of the worker.
+        """
+        if outcome.kind == "out":
+            assert outcome.topic is not None
+            topic, value, headers = outcome.topic, outcome.value, outcome.headers
+        else:
+            log.warning(
+                "DLQ %s at %s[%d]@%d: %s",
+                outcome.reason,
+                record.topic,
+                record.partition,
+                record.offset,
+                outcome.error[:200],
+            )
+            topic = self.settings.topics.dlq
+            value = record.value if record.value is not None else b""
+            headers = dlq_headers(outcome, record.topic, record.partition, record.offset)
+        return await self.app.producer.send(
+            topic, record.key, value, partition=None, timestamp=None, headers=headers
+        )
 
     async def _tick(self, manual: Any) -> None:
         # A quiet stream still gets its last records acked (and their offsets committed).
@@ -289,31 +302,6 @@ async def _send_changelog(buffer: Any) -> list[Any]:
     if sent:
         buffer.message_sent.set()  # wakes anyone in Faust's flush: the buffer is empty
     return sent
-
-
-async def _send(record: Record, outcome: Outcome, outputs: dict[str, Any], dlq: Any) -> Any:
-    """Send one record to its output topic or the DLQ; the future resolves on broker ack."""
-    # force=True: publish now instead of attaching to the offset commit, so the batch can
-    # wait for the broker's acknowledgement itself.
-    if outcome.kind == "out":
-        assert outcome.topic is not None
-        return await outputs[outcome.topic].send(
-            key=record.key, value=outcome.value, headers=outcome.headers, force=True
-        )
-    log.warning(
-        "DLQ %s at %s[%d]@%d: %s",
-        outcome.reason,
-        record.topic,
-        record.partition,
-        record.offset,
-        outcome.error[:200],
-    )
-    return await dlq.send(
-        key=record.key,
-        value=record.value if record.value is not None else b"",
-        headers=dlq_headers(outcome, record.topic, record.partition, record.offset),
-        force=True,
-    )
 
 
 def _create_extra_topics(settings: Settings, names: list[str]) -> None:

@@ -21,14 +21,14 @@ def _record(offset: int) -> Record:
     return Record(TOPIC, 0, offset, b"k", value)
 
 
-class FakeTopic:
-    """Collects what is sent; the returned future is already acknowledged."""
+class FakeProducer:
+    """Collects what is sent, per topic; the returned future is already acknowledged."""
 
     def __init__(self) -> None:
-        self.sent: list[bytes] = []
+        self.sent: dict[str, list[bytes]] = {}
 
-    async def send(self, *, key: Any, value: bytes, headers: Any, force: bool) -> Any:
-        self.sent.append(value)
+    async def send(self, topic: str, key: Any, value: bytes, **_: Any) -> Any:
+        self.sent.setdefault(topic, []).append(value)
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -57,20 +57,14 @@ class FakeStream:
         self.acked.append(event.message.offset)
 
 
-def _agent(settings: Settings) -> tuple[Agent, FakeTopic]:
-    mirror = FakeTopic()
-    app = SimpleNamespace(conf=SimpleNamespace(id="g"), producer=None)
+def _agent(settings: Settings) -> tuple[Agent, list[bytes]]:
+    """An agent without dedup memory; the list fills with what reaches the mirror topic."""
+    producer = FakeProducer()
+    app = SimpleNamespace(conf=SimpleNamespace(id="g"), producer=producer)
     pipeline = Pipeline(settings)
     pipeline.seen = None
-    agent = Agent(
-        settings,
-        app,
-        pipeline=pipeline,
-        metrics=Metrics(),
-        outputs={settings.topics.mirror: mirror},
-        dlq=FakeTopic(),
-    )
-    return agent, mirror
+    agent = Agent(settings, app, pipeline=pipeline, metrics=Metrics())
+    return agent, producer.sent.setdefault(settings.topics.mirror, [])
 
 
 async def test_records_faust_skipped_are_read_back_and_sent_before_the_rest() -> None:
@@ -88,7 +82,7 @@ async def test_records_faust_skipped_are_read_back_and_sent_before_the_rest() ->
     await agent._flush(stream)
 
     assert holes.asked == [(2, 4)]
-    assert [decode(v).path for v in mirror.sent] == [f"/items/{o}" for o in range(6)]
+    assert [decode(v).path for v in mirror] == [f"/items/{o}" for o in range(6)]
     assert stream.acked == [0, 1, 4, 5]  # read-back records have no Faust event to ack
     assert agent.watermarks.position((TOPIC, 0)) == 6
     assert agent.metrics.holes._value.get() == 2
