@@ -71,10 +71,12 @@ DEFAULT_THRESHOLDS = {"US_SSN": 0.5}
 FIELD = "field"  # the count key for values replaced by a field-name or header rule
 
 # One cheap test for "could hold an entity": an @, 6+ digits with separators, an IPv6-ish
-# colon group, a JWT or a key prefix. Values that fail it are never analyzed.
+# colon group, a JWT, a key prefix or an IBAN's country and check digits (upper case, as
+# Presidio's IBAN recognizer: lower-case hex ids do not wake it). Values that fail it are
+# never analyzed.
 _PRESCREEN = re.compile(
     r"@|\d[\d\s().+/-]{4,}\d|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:|eyJ|AKIA|AIza|"
-    r"\b[spr]k_|gh[pousr]_|xox[abpr]-|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[A-Za-z]{2}\d{2}"
+    r"\b[spr]k_|gh[pousr]_|xox[abpr]-|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[A-Z]{2}\d{2}"
 )
 _PHONE_SPAN = re.compile(r"(?<![\w.+/-])\+?\(?\d[\d\s().-]{5,19}\d(?![\w/]|\.\d|-\d|@)")
 _NANP = re.compile(r"(?:\+?1[ .-]?)?\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]?\d{4}")
@@ -82,7 +84,8 @@ _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]
 _GATES: dict[str, Callable[[str], bool]] = {
     "EMAIL_ADDRESS": lambda s: "@" in s,
     "CREDIT_CARD": re.compile(r"(?:\d[ -]?){12}").search,  # type: ignore[dict-item]
-    "IBAN_CODE": re.compile(r"[A-Za-z]{2}\d{2}").search,  # type: ignore[dict-item]
+    # upper case only, as Presidio's IBAN recognizer
+    "IBAN_CODE": re.compile(r"[A-Z]{2}\d{2}").search,  # type: ignore[dict-item]
     "US_SSN": re.compile(r"\d{3}[- .]\d{2}[- .]\d{4}").search,  # type: ignore[dict-item]
     "IP_ADDRESS": re.compile(
         r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"

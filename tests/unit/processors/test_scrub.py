@@ -258,3 +258,16 @@ def test_values_capture_already_redacted_are_left_as_they_are() -> None:
     )
     Scrubber().scrub(env)  # scrubs in place
     assert env.headers == [("Authorization", REDACTED), ("Cookie", REDACTED)]
+
+
+def test_ibans_are_found_and_lower_case_hex_ids_are_not_analyzed_for_them() -> None:
+    scrubber = Scrubber(key="test-key")
+    doc = {"iban": "DE89 3704 0044 0532 0130 00", "note": "pay to DE89370400440532013000"}
+    out = _scrubbed_json(scrubber, doc)
+    assert isinstance(out, dict) and "DE89" not in str(out)
+    # A uuid's "fe45" looks like a country code and check digits in lower case; Presidio's
+    # IBAN recognizer is upper case only, so such ids skip analysis altogether.
+    ids = {"id": "fe45c2a1-9b3d-4c2e-8f0a-bc12de34fa56", "trace": "ab12cd34ef56"}
+    assert _scrubbed_json(scrubber, ids) == ids
+    analyzed = {value for value, _ in scrubber._cache}  # every analyzed value is cached
+    assert analyzed.isdisjoint(ids.values())
