@@ -7,12 +7,15 @@ e-mail, phone, card and IP each; 2 % health checks, 2 % duplicates) to fresh top
 ``shadowtap process`` as a subprocess, and reads the mirror topic until every expected record
 is there. The rate is output records over the span of their Kafka timestamps (first to last
 output), so worker start-up is not counted; the wall time from start to done is printed too.
+The baseline is the same stages on the same records called directly in this process (no
+Kafka, no Faust): the ratio says what the worker's plumbing costs.
 Uses SHADOWTAP_BOOTSTRAP if set, else a local broker (shadowtap.devkafka).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +31,7 @@ from shadowtap.config import Settings
 from shadowtap.devkafka import resolve_broker
 from shadowtap.envelope import Envelope, encode, kafka_headers
 from shadowtap.kafka import create_topics, make_consumer, make_producer
+from shadowtap.processors.pipeline import Pipeline
 from tests.pii_corpus import typical_body
 
 
@@ -45,6 +49,16 @@ def _records(n: int) -> tuple[list[Envelope], int]:
             out.append(Envelope(method="POST", path=f"/api/orders/{i}", headers=headers, body=body))
             expected += 1
     return out, expected
+
+
+def _pipeline_alone(settings: Settings, values: list[bytes]) -> float:
+    """Output records/s of the same stages on the same records, called directly: the baseline."""
+    pipeline = Pipeline(settings)
+    out = 0
+    started = time.perf_counter()
+    for value in values:
+        out += pipeline.process(value).kind == "out"
+    return out / (time.perf_counter() - started)
 
 
 def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
@@ -72,6 +86,8 @@ def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
         producer.poll(0)
     producer.flush(60)
     print(f"produced {len(records)} records ({expected} should reach the mirror)")
+    alone = _pipeline_alone(settings, [encode(e) for e in records])
+    print(f"pipeline alone (no Kafka, no Faust, this process): {alone:,.0f} records/s")
 
     consumer = make_consumer(settings.kafka, f"bench-reader-{u}")
     consumer.subscribe([settings.topics.mirror])
@@ -124,6 +140,11 @@ def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
         f"(first to last output {span:.1f}s; {wall:.1f}s wall including start-up); "
         f"worker log {log.name}"
     )
+    rate = seen / span
+    print(f"worker / pipeline alone: {rate / alone:.2f}x (the rest is Faust and Kafka)")
+    figures = {"records_out": seen, "expected": expected, "records_per_s": round(rate)}
+    figures |= {"pipeline_alone_per_s": round(alone), "ratio": round(rate / alone, 3)}
+    print(json.dumps(figures))
 
 
 def main() -> int:
