@@ -12,11 +12,13 @@ One agent reads the captured topic and runs decode → filter → sample → ded
 route (shadowtap.processors.pipeline) on each record, then sends it to its output topic, or
 to the DLQ with the reason in the Kafka headers (``shadowtap-dlq-reason``, …). Nothing a
 record contains can crash the worker. Events are acked by hand: records are handled in batches
-(``batch_size`` or ``batch_within_s``), a batch's output is sent and awaited until the broker
-acknowledges it, and only then are its events acked, so an offset is committed only after
-its record is in its output topic (at-least-once). The committed offsets come from
-shadowtap.processors.offsets, not from Faust's own reckoning, which can step over a record
-its fetcher skipped during a rebalance; such records are read back and processed.
+(``batch_size`` or ``batch_within_s``), a batch's output and its dedup changelog writes are
+sent and awaited until the broker acknowledges them, and only then are its events acked, so
+an offset is committed only after its record is in its output topic (at-least-once). The
+committed offsets come from shadowtap.processors.offsets, not from Faust's own reckoning,
+which can step over a record its fetcher skipped during a rebalance; such records are read
+back and processed. A batch the broker refuses is logged, counted
+(``shadowtap_processor_send_failures_total``) and read again from the committed offset.
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
 rebalanced worker recovers it from the changelog, and windows expire after
 ``2 × dedup_window_s``. Start more workers with the same ``group`` to scale out (each keeps the
@@ -141,8 +143,8 @@ def build_app(settings: Settings, datadir: str, metrics: Metrics | None = None) 
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        # Runs after Faust waited for in-flight events and committed; the partitions are
-        # followed again from their committed offsets once assigned.
+        # Faust seeks every partition it assigns back to the group's committed offset:
+        # the books start again from there (at worst, finished records come back twice).
         agent.watermarks.reset()
 
     @app.agent(source)
@@ -155,10 +157,12 @@ def build_app(settings: Settings, datadir: str, metrics: Metrics | None = None) 
 class Agent:
     """The body of the Faust agent: records in batches, output acknowledged before acks.
 
-    Events are acked by hand only after their output is acknowledged by the broker, and the
-    offsets Faust commits come from shadowtap.processors.offsets, which never moves past a
-    record that was not finished (Faust can skip records during a rebalance: they are read
-    back here).
+    Events are acked by hand only after their output (and their dedup changelog writes) is
+    acknowledged by the broker, and the offsets Faust commits come from
+    shadowtap.processors.offsets, which never moves past a record that was not finished.
+    Records Faust skipped are read back here. A batch the broker refuses is not retried in
+    place: its partitions start over from the group's committed offset, so the next record
+    of each finds the batch as a hole and reads it back.
     """
 
     def __init__(
@@ -174,13 +178,18 @@ class Agent:
         self.pipeline = pipeline
         self.metrics = metrics
         self.watermarks = Watermarks()
-        self._holes: HoleReader | None = None  # made on first use
+        # Made on first use and kept for the process: Faust restarts a crashed agent, and a
+        # read cancelled with it may still be running in its thread.
+        self._holes: HoleReader | None = None
         self._batch: list[tuple[Record, Any, Outcome | None]] = []
+        self._writes: list[Any] = []  # futures of this batch's dedup changelog writes
+        self._tracking = False
         self._opened = 0.0
         self._lock = asyncio.Lock()
 
     async def run(self, stream: Any) -> None:
         offsets.install(self.app.consumer, self.watermarks)
+        self._track_writes()
         p = self.settings.processor
         manual = stream.noack()
         ticker = asyncio.ensure_future(self._tick(manual))
@@ -188,14 +197,30 @@ class Agent:
             async for event in manual.events():
                 m = event.message
                 record = Record(m.topic, m.partition, m.offset, m.key, event.value)
-                await self._read_holes(record)
+                await self._read_holes(record, manual)
                 self._add(record, event)
                 if len(self._batch) >= p.batch_size:
                     await self._flush(manual)
         finally:
             ticker.cancel()
-            if self._holes is not None:
-                self._holes.close()
+
+    def _track_writes(self) -> None:
+        """Keep the future of every dedup table write, so a batch waits for its own writes.
+
+        Table writes go through Faust's producer buffer, whose futures resolve once the
+        broker acknowledged them (or fail if it did not).
+        """
+        if self.pipeline.seen is None or self._tracking:
+            return
+        buffer = self.app.producer.buffer
+        put = buffer.put
+
+        def put_tracked(fut: Any) -> None:
+            self._writes.append(fut)
+            put(fut)
+
+        buffer.put = put_tracked
+        self._tracking = True
 
     def _add(self, record: Record, event: Any) -> None:
         outcome = self.pipeline.process(record.value, record.key)
@@ -204,8 +229,12 @@ class Agent:
             self._opened = time.monotonic()
         self._batch.append((record, event, None if outcome.kind == "drop" else outcome))
 
-    async def _read_holes(self, record: Record) -> None:
-        """Process first any records of this partition that Faust skipped."""
+    async def _read_holes(self, record: Record, manual: Any) -> None:
+        """Process first any records of this partition that Faust skipped.
+
+        A long hole (after a failed batch, say) is read a batch at a time, each sent on
+        before the next is read, so memory stays bounded.
+        """
         tp = (record.topic, record.partition)
         if self._holes is None:
             self._holes = await asyncio.to_thread(HoleReader, self.settings, self.app.conf.id)
@@ -214,42 +243,75 @@ class Agent:
         hole = self.watermarks.see(tp, record.offset)
         if hole is None:
             return
-        found, covered = await asyncio.to_thread(self._holes.read, tp, *hole)
         self.metrics.holes.inc(hole[1] - hole[0])
+        lo, hi = hole
+        total = 0
+        step = max(self.settings.processor.batch_size, 100)
+        while lo < hi:
+            end = min(hi, lo + step)
+            found, covered = await asyncio.to_thread(self._holes.read, tp, lo, end)
+            total += len(found)
+            for missing in found:
+                self._add(missing, None)
+            read = {r.offset for r in found}
+            for gone in range(lo, covered):  # deleted by retention meanwhile
+                if gone not in read:
+                    self.watermarks.finish(tp, gone)
+            if covered < end:
+                # The read timed out: this partition starts over from its committed offset
+                # (the rest comes back as a hole with its next record).
+                log.warning("%s[%d]: offsets %d..%d not read back in time", *tp, covered, hi - 1)
+                self.watermarks.forget(tp)
+                break
+            lo = end
+            if len(self._batch) >= self.settings.processor.batch_size:
+                await self._flush(manual)
+                if not self.watermarks.knows(tp):
+                    break  # that batch failed: the partition starts over anyway
         log.warning(
-            "%s[%d]: offsets %d..%d were skipped by Faust's fetcher; read back %d",
+            "%s[%d]: offsets %d..%d were not delivered by Faust; read back %d",
             *tp,
             hole[0],
             hole[1] - 1,
-            len(found),
+            total,
         )
-        for missing in found:
-            self._add(missing, None)
-        read = {r.offset for r in found}
-        for gone in range(hole[0], covered):  # deleted by retention meanwhile
-            if gone not in read:
-                self.watermarks.finish(tp, gone)
 
     async def _flush(self, manual: Any) -> None:
         async with self._lock:
             if not self._batch:
                 return
-            items = self._batch[:]
-            self._batch.clear()
-            # The batch's dedup memory (changelog writes) and its output go to the broker
-            # together, and its events are acked only once both are acknowledged: a crash
-            # before that replays the batch, dedup memory included.
-            dedup = self.pipeline.seen is not None
-            pending = await _send_changelog(self.app.producer.buffer) if dedup else []
-            pending += [await self._send(r, o) for r, _, o in items if o is not None]
-            if pending:
-                await asyncio.gather(*pending)
-            if dedup:  # changelog writes Faust's buffer task handed over earlier, acked too
-                await self.app.producer._producer.flush()
+            items, self._batch = self._batch, []
+            writes, self._writes = self._writes, []
+            try:
+                if writes:
+                    await _hand_over(self.app.producer.buffer)
+                pending = [await self._send(r, o) for r, _, o in items if o is not None]
+                await asyncio.gather(*pending, *writes)
+            except Exception as exc:
+                self._start_over(items, exc)
+                return
+            except BaseException:  # cancelled: what was in flight is not known
+                self._start_over(items, None)
+                raise
             for record, event, _ in items:
                 self.watermarks.finish((record.topic, record.partition), record.offset)
                 if event is not None:
                     await manual.ack(event)
+
+    def _start_over(self, items: list[tuple[Record, Any, Outcome | None]], exc: Any) -> None:
+        """A batch was not acknowledged: its partitions go back to their committed offsets."""
+        partitions = sorted({(r.topic, r.partition) for r, _, _ in items})
+        for tp in partitions:
+            self.watermarks.forget(tp)
+        if exc is not None:
+            self.metrics.send_failures.inc()
+            log.error(
+                "a batch of %d records was not acknowledged (%r); %s will be read again "
+                "from the committed offsets",
+                len(items),
+                exc,
+                ", ".join(f"{t}[{n}]" for t, n in partitions),
+            )
 
     async def _send(self, record: Record, outcome: Outcome) -> Any:
         """Send one record to its output topic or the DLQ; the future resolves on broker ack.
@@ -285,23 +347,22 @@ class Agent:
                 await self._flush(manual)
 
 
-async def _send_changelog(buffer: Any) -> list[Any]:
+async def _hand_over(buffer: Any) -> None:
     """Hand every table write waiting in Faust's producer buffer to the producer now.
 
-    Faust's buffer task sends one message per event-loop turn, and its ``flush`` returns
-    after 0.1 s without progress: with the stream busy, waiting for it took ~0.6 s a batch
-    and promised nothing. Returns futures of the broker's acks.
+    Faust's buffer task sends one message per event-loop turn; with the stream busy, a
+    batch's writes would trickle out behind it (its own flush took ~0.6 s a batch).
     """
-    sent = []
+    sent = False
     while True:
         try:
             fut = buffer.pending.get_nowait()
         except asyncio.QueueEmpty:
             break
-        sent.append(await fut.message.channel.publish_message(fut, wait=False))
+        await fut.message.channel.publish_message(fut, wait=False)
+        sent = True
     if sent:
         buffer.message_sent.set()  # wakes anyone in Faust's flush: the buffer is empty
-    return sent
 
 
 def _create_extra_topics(settings: Settings, names: list[str]) -> None:

@@ -9,6 +9,8 @@
 - ``shadowtap_processor_stage_seconds{stage}`` (histogram)
 - ``shadowtap_processor_holes_read_back_total``: records Faust's fetcher skipped that were
   read back (shadowtap.processors.offsets); non-zero only around rebalances
+- ``shadowtap_processor_send_failures_total``: batches whose output or dedup changelog the
+  broker did not acknowledge; their records are read again from the committed offset
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class Metrics:
         self.holes = Counter(
             "shadowtap_processor_holes_read_back",
             "Offsets Faust did not deliver, read back by the worker",
+            registry=r,
+        )
+        self.send_failures = Counter(
+            "shadowtap_processor_send_failures",
+            "Batches whose output the broker did not acknowledge (read again from the log)",
             registry=r,
         )
         self._children: dict[tuple[Any, str], Any] = {}

@@ -18,6 +18,7 @@ record is gone for good. So the processor keeps its own books:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, NamedTuple
 
@@ -67,6 +68,11 @@ class Watermarks:
         """After a rebalance Faust seeks each partition back to its committed offset."""
         self._books.clear()
 
+    def forget(self, tp: Partition) -> None:
+        """Drop ``tp``'s books: its next record starts them again from the committed offset,
+        so whatever was not finished shows up as a hole and is read back."""
+        self._books.pop(tp, None)
+
     def knows(self, tp: Partition) -> bool:
         return tp in self._books
 
@@ -105,9 +111,15 @@ class HoleReader:
         # Never subscribes, so it never joins the group or takes partitions from workers.
         self._consumer = make_consumer(settings.kafka, group)
         self._timeout = timeout_s
+        # Calls come from asyncio.to_thread; a cancelled caller leaves its thread running.
+        self._lock = threading.Lock()
 
     def committed(self, tp: Partition) -> int:
         """The group's committed offset for ``tp``, else the first offset still in the log."""
+        with self._lock:
+            return self._committed(tp)
+
+    def _committed(self, tp: Partition) -> int:
         deadline = time.monotonic() + self._timeout
         while True:
             try:
@@ -131,6 +143,10 @@ class HoleReader:
         Offsets already deleted by retention count as covered; a read that times out covers
         only what arrived, so the commit position stays behind the rest.
         """
+        with self._lock:
+            return self._read(tp, lo, hi)
+
+    def _read(self, tp: Partition, lo: int, hi: int) -> tuple[list[Record], int]:
         low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=self._timeout)
         covered = max(lo, low)
         end = min(hi, high)
@@ -152,7 +168,8 @@ class HoleReader:
         return records, (hi if covered >= end else covered)
 
     def close(self) -> None:
-        self._consumer.close()
+        with self._lock:
+            self._consumer.close()
 
 
 def install(consumer: Any, watermarks: Watermarks) -> None:

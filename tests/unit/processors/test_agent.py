@@ -1,4 +1,5 @@
-"""The agent's batching without a broker: holes are read back, in order, before acks."""
+"""The agent's batching without a broker: holes are read back, in order, before acks, and a
+batch the broker refuses is read again rather than lost."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode, encode
-from shadowtap.processors.app import Agent, _send_changelog
+from shadowtap.processors.app import Agent, _hand_over
+from shadowtap.processors.dedup import MemorySeen
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import Record
 from shadowtap.processors.pipeline import Pipeline
 
 TOPIC = "captured"
+TP = (TOPIC, 0)
 
 
 def _record(offset: int) -> Record:
@@ -21,31 +24,44 @@ def _record(offset: int) -> Record:
     return Record(TOPIC, 0, offset, b"k", value)
 
 
+def _event(offset: int) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(offset=offset))
+
+
 class FakeProducer:
-    """Collects what is sent, per topic; the returned future is already acknowledged."""
+    """Collects what is sent, per topic; acknowledged at once unless told to refuse."""
 
     def __init__(self) -> None:
         self.sent: dict[str, list[bytes]] = {}
+        self.refuse = 0  # how many of the next sends the broker refuses
 
     async def send(self, topic: str, key: Any, value: bytes, **_: Any) -> Any:
-        self.sent.setdefault(topic, []).append(value)
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+        ack = asyncio.get_running_loop().create_future()
+        if self.refuse:
+            self.refuse -= 1
+            ack.set_exception(RuntimeError("NotEnoughReplicas"))
+        else:
+            self.sent.setdefault(topic, []).append(value)
+            ack.set_result(None)
+        return ack
 
 
 class FakeHoles:
     """Stands in for HoleReader: the group had committed offset 0."""
 
-    def __init__(self, log: dict[int, Record]) -> None:
+    def __init__(self, log: dict[int, Record], short: int | None = None) -> None:
         self.log = log
         self.asked: list[tuple[int, int]] = []
+        self.short = short  # a read stops (times out) at this offset once
 
     def committed(self, tp: tuple[str, int]) -> int:
         return 0
 
     def read(self, tp: tuple[str, int], lo: int, hi: int) -> tuple[list[Record], int]:
         self.asked.append((lo, hi))
+        if self.short is not None and lo <= self.short < hi:
+            hi, self.short = self.short, None
+            return [self.log[o] for o in range(lo, hi) if o in self.log], hi
         return [self.log[o] for o in range(lo, hi) if o in self.log], hi
 
 
@@ -57,59 +73,140 @@ class FakeStream:
         self.acked.append(event.message.offset)
 
 
-def _agent(settings: Settings) -> tuple[Agent, list[bytes]]:
-    """An agent without dedup memory; the list fills with what reaches the mirror topic."""
+def _agent(settings: Settings, log: dict[int, Record] | None = None) -> tuple[Agent, Any]:
+    """An agent without dedup memory, reading holes from ``log``; also its producer."""
     producer = FakeProducer()
     app = SimpleNamespace(conf=SimpleNamespace(id="g"), producer=producer)
     pipeline = Pipeline(settings)
     pipeline.seen = None
     agent = Agent(settings, app, pipeline=pipeline, metrics=Metrics())
-    return agent, producer.sent.setdefault(settings.topics.mirror, [])
+    agent._holes = FakeHoles(log or {})  # type: ignore[assignment]
+    return agent, producer
+
+
+async def _deliver(agent: Agent, stream: FakeStream, *offsets: int) -> None:
+    """What ``Agent.run`` does with each event Faust hands over."""
+    for offset in offsets:
+        record = _record(offset)
+        await agent._read_holes(record, stream)
+        agent._add(record, _event(offset))
+
+
+def _paths(producer: FakeProducer, settings: Settings) -> list[str]:
+    return [decode(v).path for v in producer.sent.get(settings.topics.mirror, [])]
 
 
 async def test_records_faust_skipped_are_read_back_and_sent_before_the_rest() -> None:
     settings = Settings.load(env={})
-    agent, mirror = _agent(settings)
-    log = {o: _record(o) for o in range(6)}
-    holes = FakeHoles(log)
-    agent._holes = holes  # type: ignore[assignment]
+    agent, producer = _agent(settings, {o: _record(o) for o in range(6)})
     stream = FakeStream()
-    # Faust delivers 0, 1, then 4, 5: 2 and 3 were skipped by its fetcher.
-    for offset in (0, 1, 4, 5):
-        record = log[offset]
-        await agent._read_holes(record)
-        agent._add(record, SimpleNamespace(message=SimpleNamespace(offset=offset)))
+    await _deliver(agent, stream, 0, 1, 4, 5)  # 2 and 3 were skipped by Faust's fetcher
     await agent._flush(stream)
 
-    assert holes.asked == [(2, 4)]
-    assert [decode(v).path for v in mirror] == [f"/items/{o}" for o in range(6)]
+    assert agent._holes.asked == [(2, 4)]  # type: ignore[union-attr]
+    assert _paths(producer, settings) == [f"/items/{o}" for o in range(6)]
     assert stream.acked == [0, 1, 4, 5]  # read-back records have no Faust event to ack
-    assert agent.watermarks.position((TOPIC, 0)) == 6
+    assert agent.watermarks.position(TP) == 6
     assert agent.metrics.holes._value.get() == 2
 
 
 async def test_nothing_is_committed_past_a_record_still_in_the_batch() -> None:
     settings = Settings.load(env={})
     agent, _ = _agent(settings)
-    agent._holes = FakeHoles({})  # type: ignore[assignment]
-    for offset in range(3):
-        record = _record(offset)
-        await agent._read_holes(record)
-        agent._add(record, SimpleNamespace(message=SimpleNamespace(offset=offset)))
-    assert agent.watermarks.position((TOPIC, 0)) == 0
+    await _deliver(agent, FakeStream(), 0, 1, 2)
+    assert agent.watermarks.position(TP) == 0
     await agent._flush(FakeStream())
-    assert agent.watermarks.position((TOPIC, 0)) == 3
+    assert agent.watermarks.position(TP) == 3
+
+
+async def test_a_batch_the_broker_refuses_is_read_again_from_the_committed_offset() -> None:
+    settings = Settings.load(env={})
+    agent, producer = _agent(settings, {o: _record(o) for o in range(5)})
+    stream = FakeStream()
+    await _deliver(agent, stream, 0, 1, 2)
+    producer.refuse = 1
+    await agent._flush(stream)  # does not raise: the ticker and the stream go on
+
+    assert stream.acked == [] and agent.watermarks.position(TP) is None
+    assert agent.metrics.send_failures._value.get() == 1
+    # The next record finds 0..2 as a hole (the group committed 0) and reads them back.
+    await _deliver(agent, stream, 3, 4)
+    await agent._flush(stream)
+    assert agent._holes.asked == [(0, 3)]  # type: ignore[union-attr]
+    assert _paths(producer, settings) == [f"/items/{o}" for o in (1, 2, 0, 1, 2, 3, 4)]
+    assert agent.watermarks.position(TP) == 5
+
+
+async def test_a_long_hole_is_read_and_sent_a_batch_at_a_time() -> None:
+    settings = Settings.load(env={"SHADOWTAP_PROCESSOR_BATCH_SIZE": "100"})
+    agent, producer = _agent(settings, {o: _record(o) for o in range(350)})
+    stream = FakeStream()
+    await _deliver(agent, stream, 350)
+
+    assert agent._holes.asked == [(0, 100), (100, 200), (200, 300), (300, 350)]  # type: ignore[union-attr]
+    assert len(producer.sent[settings.topics.mirror]) == 300  # sent before the last read
+    await agent._flush(stream)
+    assert agent.watermarks.position(TP) == 351
+
+
+async def test_a_hole_read_that_times_out_starts_the_partition_over() -> None:
+    settings = Settings.load(env={})
+    agent, producer = _agent(settings, {o: _record(o) for o in range(8)})
+    agent._holes.short = 3  # type: ignore[union-attr]
+    stream = FakeStream()
+    await _deliver(agent, stream, 0, 6)  # 1..5 skipped; the read stops after 1 and 2
+    assert not agent.watermarks.knows(TP)
+    await _deliver(agent, stream, 7)  # starts again at the committed offset: 0..6 read back
+    await agent._flush(stream)
+
+    assert agent._holes.asked == [(1, 6), (0, 7)]  # type: ignore[union-attr]
+    assert set(_paths(producer, settings)) == {f"/items/{o}" for o in range(8)}
+    assert agent.watermarks.position(TP) == 8
+
+
+async def test_a_batch_waits_for_its_dedup_writes_and_starts_over_if_one_fails() -> None:
+    settings = Settings.load(env={})
+    agent, _ = _agent(settings)
+    buffer = SimpleNamespace(pending=asyncio.Queue(), message_sent=asyncio.Event())
+    buffer.put = buffer.pending.put_nowait
+    agent.app.producer.buffer = buffer
+    agent.pipeline.seen = MemorySeen(60, 1000)  # dedup on: its table writes are tracked
+    agent._track_writes()
+    stream = FakeStream()
+
+    await _deliver(agent, stream, 0)
+    write = FakeWrite()
+    buffer.put(write)  # what the dedup table does for record 0
+    asyncio.get_running_loop().call_later(0.05, write.set_result, None)
+    await agent._flush(stream)  # returns only once the write is acknowledged too
+    assert write.done() and buffer.pending.empty()
+    assert stream.acked == [0] and agent.watermarks.position(TP) == 1
+
+    await _deliver(agent, stream, 1)
+    refused = FakeWrite()
+    buffer.put(refused)
+    refused.set_exception(RuntimeError("changelog refused"))
+    await agent._flush(stream)
+    assert stream.acked == [0] and not agent.watermarks.knows(TP)
+
+
+class FakeWrite(asyncio.Future[Any]):
+    """Faust's FutureMessage: a future with its message, resolved on the broker's ack."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.message = SimpleNamespace(channel=self)
+
+    async def publish_message(self, fut: Any, wait: bool) -> None:
+        return None
 
 
 async def test_table_writes_waiting_in_fausts_buffer_are_all_handed_to_the_producer() -> None:
     published: list[str] = []
 
     class Channel:
-        async def publish_message(self, fut: Any, wait: bool) -> Any:
+        async def publish_message(self, fut: Any, wait: bool) -> None:
             published.append(fut.message.value)
-            acked = asyncio.get_running_loop().create_future()
-            acked.set_result(fut.message.value)
-            return acked
 
     channel = Channel()
     buffer = SimpleNamespace(pending=asyncio.Queue(), message_sent=asyncio.Event())
@@ -118,9 +215,7 @@ async def test_table_writes_waiting_in_fausts_buffer_are_all_handed_to_the_produ
             SimpleNamespace(message=SimpleNamespace(channel=channel, value=key))
         )
 
-    acks = await _send_changelog(buffer)
+    await _hand_over(buffer)
 
     assert published == ["fp1", "fp2", "fp3"]  # in order, in one go
-    assert await asyncio.gather(*acks) == ["fp1", "fp2", "fp3"]
     assert buffer.pending.empty() and buffer.message_sent.is_set()
-    assert await _send_changelog(buffer) == []
