@@ -78,15 +78,16 @@ def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
     settings = Settings.load(env=env, overrides={"kafka": {"bootstrap": bootstrap}})
     create_topics(settings)
     records, expected = _records(n)
+    values = [encode(e) for e in records]
     producer = make_producer(settings.kafka)
-    for e in records:
+    for e, value in zip(records, values, strict=True):
         producer.produce(
-            settings.topics.captured, encode(e), key=e.id.encode(), headers=kafka_headers(e)
+            settings.topics.captured, value, key=e.id.encode(), headers=kafka_headers(e)
         )
         producer.poll(0)
     producer.flush(60)
     print(f"produced {len(records)} records ({expected} should reach the mirror)")
-    alone = _pipeline_alone(settings, [encode(e) for e in records])
+    alone = _pipeline_alone(settings, values)
     print(f"pipeline alone (no Kafka, no Faust, this process): {alone:,.0f} records/s")
 
     consumer = make_consumer(settings.kafka, f"bench-reader-{u}")

@@ -61,7 +61,6 @@ class FakeHoles:
         self.asked.append((lo, hi))
         if self.short is not None and lo <= self.short < hi:
             hi, self.short = self.short, None
-            return [self.log[o] for o in range(lo, hi) if o in self.log], hi
         return [self.log[o] for o in range(lo, hi) if o in self.log], hi
 
 
