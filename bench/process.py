@@ -119,6 +119,8 @@ def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
         first_ts = last_ts = 0
         deadline = time.monotonic() + 600
         while seen < expected and time.monotonic() < deadline:
+            if worker.poll() is not None:
+                sys.exit(f"the worker exited with {worker.returncode}: see {log.name}")
             for msg in consumer.consume(1000, 0.5):
                 if msg.error():
                     continue

@@ -12,9 +12,10 @@ One agent reads the captured topic and runs decode → filter → sample → ded
 route (shadowtap.processors.pipeline) on each record, then sends it to its output topic, or
 to the DLQ with the reason in the Kafka headers (``shadowtap-dlq-reason``, …). Nothing a
 record contains can crash the worker. Events are acked by hand: records are handled in batches
-(``batch_size`` or ``batch_within_s``), a batch's output and its dedup changelog writes are
-sent and awaited until the broker acknowledges them, and only then are its events acked, so
-an offset is committed only after its record is in its output topic (at-least-once). The
+(``batch_size`` or ``batch_within_s``); a batch's output and its dedup changelog writes go out
+through librdkafka as each record is processed (shadowtap.processors.output), the batch waits
+until the broker acknowledged all of them, and only then are its events acked, so an offset
+is committed only after its record is in its output topic (at-least-once). The
 committed offsets come from shadowtap.processors.offsets, not from Faust's own reckoning,
 which can step over a record its fetcher skipped during a rebalance; such records are read
 back and processed. A batch the broker refuses is logged, counted
@@ -45,8 +46,9 @@ Settings (``[processor]`` in TOML, ``SHADOWTAP_PROCESSOR_*`` in the environment)
 - routing: ``routes`` (shadowtap.processors.routing).
 
 Topics and the broker come from ``[topics]`` and ``[kafka]``; missing topics are created at
-start. Faust talks to Kafka through aiokafka, so ``kafka.librdkafka`` properties do not apply
-to it (plaintext brokers only for now).
+start. What the worker writes goes through librdkafka, ``kafka.librdkafka`` properties
+included; Faust reads through aiokafka, to which they do not apply (plaintext brokers only
+for now).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from shadowtap.config import Settings
 from shadowtap.processors import offsets
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import HoleReader, Record, Watermarks
+from shadowtap.processors.output import Output
 from shadowtap.processors.pipeline import Outcome, Pipeline, dlq_headers
 
 log = logging.getLogger(__name__)
@@ -139,7 +142,8 @@ def build_app(settings: Settings, datadir: str, metrics: Metrics | None = None) 
     if not p.dedup_enabled:
         pipeline.seen = None
     source = app.topic(topics.captured, value_serializer="raw", key_serializer="raw")
-    agent = Agent(settings, app, pipeline=pipeline, metrics=metrics)
+    changelog = table.table.changelog_topic.get_topic_name()
+    agent = Agent(settings, app, pipeline=pipeline, metrics=metrics, changelog=changelog)
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
@@ -172,6 +176,8 @@ class Agent:
         *,
         pipeline: Pipeline,
         metrics: Metrics,
+        changelog: str | None = None,
+        output: Any = None,
     ) -> None:
         self.settings = settings
         self.app = app
@@ -181,15 +187,19 @@ class Agent:
         # Made on first use and kept for the process: Faust restarts a crashed agent, and a
         # read cancelled with it may still be running in its thread.
         self._holes: HoleReader | None = None
+        # librdkafka, made on first use (it needs the running loop) and kept for the process.
+        self.output: Output | None = output
+        self._changelog = changelog  # the dedup table's changelog topic
         self._batch: list[tuple[Record, Any, Outcome | None]] = []
-        self._writes: list[Any] = []  # futures of this batch's dedup changelog writes
-        self._tracking = False
+        self._diverted = False
         self._opened = 0.0
         self._lock = asyncio.Lock()
 
     async def run(self, stream: Any) -> None:
         offsets.install(self.app.consumer, self.watermarks)
-        self._track_writes()
+        if self.output is None:
+            self.output = Output(self.settings.kafka, asyncio.get_running_loop())
+        self._divert_table_writes()
         p = self.settings.processor
         manual = stream.noack()
         ticker = asyncio.ensure_future(self._tick(manual))
@@ -204,23 +214,30 @@ class Agent:
         finally:
             ticker.cancel()
 
-    def _track_writes(self) -> None:
-        """Keep the future of every dedup table write, so a batch waits for its own writes.
+    def _divert_table_writes(self) -> None:
+        """Send the dedup table's changelog writes through ``output``, in the current batch.
 
-        Table writes go through Faust's producer buffer, whose futures resolve once the
-        broker acknowledged them (or fail if it did not).
+        Faust queues them in its producer buffer, serialized and partitioned, for aiokafka to
+        send one per event-loop turn; taken from there, a batch's writes are acknowledged
+        with its output. Faust's futures for them are never resolved: nothing waits on them
+        (the memory store keeps no persisted offsets).
         """
-        if self.pipeline.seen is None or self._tracking:
+        if self.pipeline.seen is None or self._diverted or self._changelog is None:
             return
         buffer = self.app.producer.buffer
         put = buffer.put
+        changelog = self._changelog
 
-        def put_tracked(fut: Any) -> None:
-            self._writes.append(fut)
-            put(fut)
+        def put_diverted(fut: Any) -> None:
+            m = fut.message
+            if m.channel.get_topic_name() != changelog:
+                put(fut)
+                return
+            assert self.output is not None
+            self.output.send(changelog, m.key, m.value, m.headers or None, m.partition)
 
-        buffer.put = put_tracked
-        self._tracking = True
+        buffer.put = put_diverted
+        self._diverted = True
 
     def _add(self, record: Record, event: Any) -> None:
         outcome = self.pipeline.process(record.value, record.key)
@@ -228,6 +245,8 @@ class Agent:
         if not self._batch:
             self._opened = time.monotonic()
         self._batch.append((record, event, None if outcome.kind == "drop" else outcome))
+        if outcome.kind != "drop":
+            self._send(record, outcome)
 
     async def _read_holes(self, record: Record, manual: Any) -> None:
         """Process first any records of this partition that Faust skipped.
@@ -280,13 +299,12 @@ class Agent:
         async with self._lock:
             if not self._batch:
                 return
+            # No await before the seal: the output batch holds exactly these items' messages.
             items, self._batch = self._batch, []
-            writes, self._writes = self._writes, []
+            assert self.output is not None
+            acked = self.output.seal()
             try:
-                if writes:
-                    await _hand_over(self.app.producer.buffer)
-                pending = [await self._send(r, o) for r, _, o in items if o is not None]
-                await asyncio.gather(*pending, *writes)
+                await acked
             except Exception as exc:
                 self._start_over(items, exc)
                 return
@@ -313,30 +331,24 @@ class Agent:
                 ", ".join(f"{t}[{n}]" for t, n in partitions),
             )
 
-    async def _send(self, record: Record, outcome: Outcome) -> Any:
-        """Send one record to its output topic or the DLQ; the future resolves on broker ack.
-
-        Straight to Faust's producer (raw bytes, as the topics are created at start): its
-        Topic.send adds serializers, sensors and a FutureMessage per record, ~7 % of the worker.
-        """
+    def _send(self, record: Record, outcome: Outcome) -> None:
+        """Queue one record for its output topic or the DLQ in the current batch."""
+        assert self.output is not None
         if outcome.kind == "out":
             assert outcome.topic is not None
-            topic, value, headers = outcome.topic, outcome.value, outcome.headers
-        else:
-            log.warning(
-                "DLQ %s at %s[%d]@%d: %s",
-                outcome.reason,
-                record.topic,
-                record.partition,
-                record.offset,
-                outcome.error[:200],
-            )
-            topic = self.settings.topics.dlq
-            value = record.value if record.value is not None else b""
-            headers = dlq_headers(outcome, record.topic, record.partition, record.offset)
-        return await self.app.producer.send(
-            topic, record.key, value, partition=None, timestamp=None, headers=headers
+            self.output.send(outcome.topic, record.key, outcome.value, outcome.headers)
+            return
+        log.warning(
+            "DLQ %s at %s[%d]@%d: %s",
+            outcome.reason,
+            record.topic,
+            record.partition,
+            record.offset,
+            outcome.error[:200],
         )
+        headers = dlq_headers(outcome, record.topic, record.partition, record.offset)
+        value = record.value if record.value is not None else b""
+        self.output.send(self.settings.topics.dlq, record.key, value, headers)
 
     async def _tick(self, manual: Any) -> None:
         # A quiet stream still gets its last records acked (and their offsets committed).
@@ -345,24 +357,6 @@ class Agent:
             await asyncio.sleep(within)
             if self._batch and time.monotonic() - self._opened >= within:
                 await self._flush(manual)
-
-
-async def _hand_over(buffer: Any) -> None:
-    """Hand every table write waiting in Faust's producer buffer to the producer now.
-
-    Faust's buffer task sends one message per event-loop turn; with the stream busy, a
-    batch's writes would trickle out behind it (its own flush took ~0.6 s a batch).
-    """
-    sent = False
-    while True:
-        try:
-            fut = buffer.pending.get_nowait()
-        except asyncio.QueueEmpty:
-            break
-        await fut.message.channel.publish_message(fut, wait=False)
-        sent = True
-    if sent:
-        buffer.message_sent.set()  # wakes anyone in Faust's flush: the buffer is empty
 
 
 def _create_extra_topics(settings: Settings, names: list[str]) -> None:

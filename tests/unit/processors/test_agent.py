@@ -1,5 +1,6 @@
-"""The agent's batching without a broker: holes are read back, in order, before acks, and a
-batch the broker refuses is read again rather than lost."""
+"""The agent's batching without a broker: holes are read back, in order, before acks, a
+batch the broker refuses is read again rather than lost, and the dedup table's changelog
+writes travel in the batch of the record that made them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode, encode
-from shadowtap.processors.app import Agent, _hand_over
+from shadowtap.processors.app import Agent
 from shadowtap.processors.dedup import MemorySeen
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import Record
@@ -28,20 +29,30 @@ def _event(offset: int) -> Any:
     return SimpleNamespace(message=SimpleNamespace(offset=offset))
 
 
-class FakeProducer:
-    """Collects what is sent, per topic; acknowledged at once unless told to refuse."""
+class FakeOutput:
+    """Stands in for Output: keeps what is sent, per topic; a batch is acknowledged when
+    sealed, unless told to refuse it."""
 
     def __init__(self) -> None:
         self.sent: dict[str, list[bytes]] = {}
-        self.refuse = 0  # how many of the next sends the broker refuses
+        self.batch: list[tuple[str, Any]] = []  # (topic, key) of the unsealed batch
+        self.sealed: list[list[tuple[str, Any]]] = []
+        self.refuse = 0  # how many of the next batches the broker refuses
 
-    async def send(self, topic: str, key: Any, value: bytes, **_: Any) -> Any:
+    def send(
+        self, topic: str, key: Any, value: bytes, headers: Any = None, partition: Any = None
+    ) -> None:
+        self.sent.setdefault(topic, []).append(value)
+        self.batch.append((topic, key))
+
+    def seal(self) -> asyncio.Future[None]:
+        self.sealed.append(self.batch)
+        self.batch = []
         ack = asyncio.get_running_loop().create_future()
         if self.refuse:
             self.refuse -= 1
             ack.set_exception(RuntimeError("NotEnoughReplicas"))
         else:
-            self.sent.setdefault(topic, []).append(value)
             ack.set_result(None)
         return ack
 
@@ -73,14 +84,14 @@ class FakeStream:
 
 
 def _agent(settings: Settings, log: dict[int, Record] | None = None) -> tuple[Agent, Any]:
-    """An agent without dedup memory, reading holes from ``log``; also its producer."""
-    producer = FakeProducer()
-    app = SimpleNamespace(conf=SimpleNamespace(id="g"), producer=producer)
+    """An agent without dedup memory, reading holes from ``log``; also its output."""
+    output = FakeOutput()
+    app = SimpleNamespace(conf=SimpleNamespace(id="g"))
     pipeline = Pipeline(settings)
     pipeline.seen = None
-    agent = Agent(settings, app, pipeline=pipeline, metrics=Metrics())
+    agent = Agent(settings, app, pipeline=pipeline, metrics=Metrics(), output=output)
     agent._holes = FakeHoles(log or {})  # type: ignore[assignment]
-    return agent, producer
+    return agent, output
 
 
 async def _deliver(agent: Agent, stream: FakeStream, *offsets: int) -> None:
@@ -91,7 +102,7 @@ async def _deliver(agent: Agent, stream: FakeStream, *offsets: int) -> None:
         agent._add(record, _event(offset))
 
 
-def _paths(producer: FakeProducer, settings: Settings) -> list[str]:
+def _paths(producer: FakeOutput, settings: Settings) -> list[str]:
     return [decode(v).path for v in producer.sent.get(settings.topics.mirror, [])]
 
 
@@ -132,7 +143,7 @@ async def test_a_batch_the_broker_refuses_is_read_again_from_the_committed_offse
     await _deliver(agent, stream, 3, 4)
     await agent._flush(stream)
     assert agent._holes.asked == [(0, 3)]  # type: ignore[union-attr]
-    assert _paths(producer, settings) == [f"/items/{o}" for o in (1, 2, 0, 1, 2, 3, 4)]
+    assert _paths(producer, settings) == [f"/items/{o}" for o in (0, 1, 2, 0, 1, 2, 3, 4)]
     assert agent.watermarks.position(TP) == 5
 
 
@@ -143,8 +154,10 @@ async def test_a_long_hole_is_read_and_sent_a_batch_at_a_time() -> None:
     await _deliver(agent, stream, 350)
 
     assert agent._holes.asked == [(0, 100), (100, 200), (200, 300), (300, 350)]  # type: ignore[union-attr]
-    assert len(producer.sent[settings.topics.mirror]) == 300  # sent before the last read
+    # each hundred acknowledged before the next was read; the last 50 and 350 still open
+    assert [len(b) for b in producer.sealed] == [100, 100, 100]
     await agent._flush(stream)
+    assert [len(b) for b in producer.sealed] == [100, 100, 100, 51]
     assert agent.watermarks.position(TP) == 351
 
 
@@ -163,58 +176,30 @@ async def test_a_hole_read_that_times_out_starts_the_partition_over() -> None:
     assert agent.watermarks.position(TP) == 8
 
 
-async def test_a_batch_waits_for_its_dedup_writes_and_starts_over_if_one_fails() -> None:
+async def test_dedup_changelog_writes_travel_in_the_batch_of_their_record() -> None:
     settings = Settings.load(env={})
-    agent, _ = _agent(settings)
-    buffer = SimpleNamespace(pending=asyncio.Queue(), message_sent=asyncio.Event())
-    buffer.put = buffer.pending.put_nowait
-    agent.app.producer.buffer = buffer
-    agent.pipeline.seen = MemorySeen(60, 1000)  # dedup on: its table writes are tracked
-    agent._track_writes()
+    agent, output = _agent(settings)
+    passed: list[Any] = []
+    agent.app.producer = SimpleNamespace(buffer=SimpleNamespace(put=passed.append))
+    agent.pipeline.seen = MemorySeen(60, 1000)  # dedup on: its table writes are diverted
+    agent._changelog = "g-dedup-changelog"
+    agent._divert_table_writes()
+    agent._divert_table_writes()  # Faust may run the agent again: diverted once only
     stream = FakeStream()
 
     await _deliver(agent, stream, 0)
-    write = FakeWrite()
-    buffer.put(write)  # what the dedup table does for record 0
-    asyncio.get_running_loop().call_later(0.05, write.set_result, None)
-    await agent._flush(stream)  # returns only once the write is acknowledged too
-    assert write.done() and buffer.pending.empty()
+    agent.app.producer.buffer.put(_future_message("g-dedup-changelog", b'["fp0"]'))  # the table's
+    other = _future_message("another-topic", b"k")
+    agent.app.producer.buffer.put(other)  # not the table's: Faust sends it as before
+    await agent._flush(stream)
+
+    assert output.sealed == [[(settings.topics.mirror, b"k"), ("g-dedup-changelog", b'["fp0"]')]]
+    assert passed == [other]
     assert stream.acked == [0] and agent.watermarks.position(TP) == 1
 
-    await _deliver(agent, stream, 1)
-    refused = FakeWrite()
-    buffer.put(refused)
-    refused.set_exception(RuntimeError("changelog refused"))
-    await agent._flush(stream)
-    assert stream.acked == [0] and not agent.watermarks.knows(TP)
 
-
-class FakeWrite(asyncio.Future[Any]):
-    """Faust's FutureMessage: a future with its message, resolved on the broker's ack."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.message = SimpleNamespace(channel=self)
-
-    async def publish_message(self, fut: Any, wait: bool) -> None:
-        return None
-
-
-async def test_table_writes_waiting_in_fausts_buffer_are_all_handed_to_the_producer() -> None:
-    published: list[str] = []
-
-    class Channel:
-        async def publish_message(self, fut: Any, wait: bool) -> None:
-            published.append(fut.message.value)
-
-    channel = Channel()
-    buffer = SimpleNamespace(pending=asyncio.Queue(), message_sent=asyncio.Event())
-    for key in ("fp1", "fp2", "fp3"):
-        buffer.pending.put_nowait(
-            SimpleNamespace(message=SimpleNamespace(channel=channel, value=key))
-        )
-
-    await _hand_over(buffer)
-
-    assert published == ["fp1", "fp2", "fp3"]  # in order, in one go
-    assert buffer.pending.empty() and buffer.message_sent.is_set()
+def _future_message(topic: str, key: bytes) -> Any:
+    """Faust's FutureMessage as a table queues it: serialized and partitioned."""
+    channel = SimpleNamespace(get_topic_name=lambda: topic)
+    message = SimpleNamespace(channel=channel, key=key, value=b"[]", headers=[], partition=0)
+    return SimpleNamespace(message=message)

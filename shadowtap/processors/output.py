@@ -1,0 +1,133 @@
+"""What the processor writes, sent through librdkafka and acknowledged a batch at a time.
+
+Faust's own producer (aiokafka) builds, compresses and frames every message in Python on the
+worker's one thread: with an output record and a dedup changelog write per input record, that
+was a third of the worker's time. librdkafka does it in C on its own threads; the worker
+only hands messages over. Settings are ``[kafka]``'s, ``kafka.librdkafka`` included.
+
+Messages are grouped in the batch they belong to::
+
+    output = Output(settings.kafka, loop)
+    output.send("shadowtap.mirror", key, value, headers)   # as records are processed
+    await output.seal()   # resolves once the broker acknowledged every message sent since
+                          # the last seal; raises KafkaException if it refused one
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, cast
+
+from confluent_kafka import KafkaError, KafkaException
+
+from shadowtap.config import KafkaSettings
+from shadowtap.kafka import make_producer
+
+_ANY = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks
+# Room for several batches in librdkafka's queue: a full queue makes ``send`` wait.
+_QUEUE = {"queue.buffering.max.messages": 500_000, "queue.buffering.max.kbytes": 1_048_576}
+
+
+class Batch:
+    """Counts one batch's messages until each is acknowledged or refused.
+
+    Delivery reports arrive on librdkafka's polling thread; ``done`` is resolved on the
+    event loop once the batch is sealed and nothing is pending.
+    """
+
+    __slots__ = ("_error", "_lock", "_loop", "_pending", "_sealed", "done")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._sealed = False
+        self._error: KafkaError | None = None
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def add(self) -> None:
+        with self._lock:
+            self._pending += 1
+
+    def delivered(self, err: KafkaError | None, _msg: Any = None) -> None:
+        """librdkafka's delivery report (any thread)."""
+        with self._lock:
+            self._pending -= 1
+            if err is not None and self._error is None:
+                self._error = err
+            last = self._sealed and self._pending == 0
+        if last:
+            self._loop.call_soon_threadsafe(self._resolve)
+
+    def seal(self) -> None:
+        """No more messages (event loop thread): resolve now if none is pending."""
+        with self._lock:
+            self._sealed = True
+            last = self._pending == 0
+        if last:
+            self._resolve()
+
+    def _resolve(self) -> None:
+        if self.done.done():
+            return
+        if self._error is not None:
+            self.done.set_exception(KafkaException(self._error))
+        else:
+            self.done.set_result(None)
+
+
+class Output:
+    """One librdkafka producer for the worker's lifetime, with its polling thread."""
+
+    def __init__(self, kafka: KafkaSettings, loop: asyncio.AbstractEventLoop) -> None:
+        self._producer = make_producer(kafka, _QUEUE)
+        self._loop = loop
+        self._batch = Batch(loop)
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="shadowtap-output", daemon=True)
+        self._poller.start()
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """Queue one message in the current batch; waits while librdkafka's queue is full."""
+        batch = self._batch
+        batch.add()
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value,
+                    key,
+                    partition=_ANY if partition is None else partition,
+                    headers=cast(Any, headers),  # its stub wants str | bytes | None values
+                    on_delivery=batch.delivered,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+            except KafkaException as exc:  # refused before sending (too large, unknown topic)
+                batch.delivered(exc.args[0])
+                return
+
+    def seal(self) -> asyncio.Future[None]:
+        """Close the current batch: the future resolves once all its messages are acked."""
+        batch, self._batch = self._batch, Batch(self._loop)
+        batch.seal()
+        return batch.done
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop polling and wait up to ``timeout`` for what is still queued."""
+        self._closed.set()
+        self._poller.join(timeout)
+        self._producer.flush(timeout)
+
+    def _poll(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.1)
