@@ -229,6 +229,7 @@ class ProcessorSettings:
     scrub_phone_regions: tuple[str, ...] = ("US", "GB", "DE", "FR")
     scrub_nlp_model: str = ""
     scrub_cache_size: int = 65_536
+    scrub_processes: int = 0  # 0: scrub in the worker; N: in N processes (parallel.py)
     # routing
     routes: tuple[RouteRule, ...] = ()
     # worker

@@ -42,7 +42,9 @@ Settings (``[processor]`` in TOML, ``SHADOWTAP_PROCESSOR_*`` in the environment)
   (shadowtap.processors.dedup);
 - scrub: ``scrub_mode``, ``scrub_key``, ``scrub_entities``, ``scrub_thresholds``,
   ``scrub_field_names``, ``scrub_headers``, ``scrub_skip_headers``, ``scrub_phone_regions``,
-  ``scrub_nlp_model``, ``scrub_cache_size`` (shadowtap.processors.scrub);
+  ``scrub_nlp_model``, ``scrub_cache_size`` (shadowtap.processors.scrub); ``scrub_processes``
+  — scrub in that many processes beside the worker's (0, the default: in it), for a worker
+  with more than one core (shadowtap.processors.parallel);
 - routing: ``routes`` (shadowtap.processors.routing).
 
 Topics and the broker come from ``[topics]`` and ``[kafka]``; missing topics are created at
@@ -66,9 +68,12 @@ from shadowtap.processors import offsets
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import HoleReader, Record, Watermarks
 from shadowtap.processors.output import Output
+from shadowtap.processors.parallel import Item, ScrubPool
 from shadowtap.processors.pipeline import Outcome, Pipeline, dlq_headers
 
 log = logging.getLogger(__name__)
+
+_CHUNK = 50  # records per hand-over to a scrubber process: ~1 % of the work in pickling
 
 
 class TableSeen:
@@ -98,7 +103,12 @@ def _lazy(*lookups: Any) -> Any:
         yield lookup()
 
 
-def build_app(settings: Settings, datadir: str, metrics: Metrics | None = None) -> Any:
+def build_app(
+    settings: Settings,
+    datadir: str,
+    metrics: Metrics | None = None,
+    scrubbers: ScrubPool | None = None,
+) -> Any:
     """The Faust app with its one agent; nothing runs until a Worker starts it.
 
     ``datadir`` is Faust's data directory: the memory store writes nothing there, but Faust
@@ -143,7 +153,9 @@ def build_app(settings: Settings, datadir: str, metrics: Metrics | None = None) 
         pipeline.seen = None
     source = app.topic(topics.captured, value_serializer="raw", key_serializer="raw")
     changelog = table.table.changelog_topic.get_topic_name()
-    agent = Agent(settings, app, pipeline=pipeline, metrics=metrics, changelog=changelog)
+    agent = Agent(
+        settings, app, pipeline=pipeline, metrics=metrics, changelog=changelog, scrubbers=scrubbers
+    )
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
@@ -178,6 +190,7 @@ class Agent:
         metrics: Metrics,
         changelog: str | None = None,
         output: Any = None,
+        scrubbers: ScrubPool | None = None,
     ) -> None:
         self.settings = settings
         self.app = app
@@ -190,7 +203,12 @@ class Agent:
         # librdkafka, made on first use (it needs the running loop) and kept for the process.
         self.output: Output | None = output
         self._changelog = changelog  # the dedup table's changelog topic
-        self._batch: list[tuple[Record, Any, Outcome | None]] = []
+        self.scrubbers = scrubbers  # None: the whole pipeline runs here
+        self._batch: list[tuple[Record, Any]] = []  # records and their Faust events (or None)
+        # With scrubbers: records past dedup waiting to fill a chunk, and this batch's chunks
+        self._chunk: list[tuple[Record, Item]] = []
+        self._chunks: list[tuple[list[Record], asyncio.Future[list[Outcome]]]] = []
+        self._scrubbers_ready = False
         self._diverted = False
         self._opened = 0.0
         self._lock = asyncio.Lock()
@@ -200,6 +218,9 @@ class Agent:
         if self.output is None:
             self.output = Output(self.settings.kafka, asyncio.get_running_loop())
         self._divert_table_writes()
+        if self.scrubbers is not None and not self._scrubbers_ready:
+            await self.scrubbers.ready()
+            self._scrubbers_ready = True
         p = self.settings.processor
         manual = stream.noack()
         ticker = asyncio.ensure_future(self._tick(manual))
@@ -240,13 +261,38 @@ class Agent:
         self._diverted = True
 
     def _add(self, record: Record, event: Any) -> None:
-        outcome = self.pipeline.process(record.value, record.key)
-        self.metrics.record(outcome)
         if not self._batch:
             self._opened = time.monotonic()
-        self._batch.append((record, event, None if outcome.kind == "drop" else outcome))
+        self._batch.append((record, event))
+        if self.scrubbers is None:
+            self._settle(record, self.pipeline.process(record.value, record.key))
+            return
+        started = self.pipeline.front(record.value, record.key)
+        if isinstance(started, Outcome):
+            self._settle(record, started)
+            return
+        env, timings = started
+        assert record.value is not None  # it decoded
+        self._chunk.append((record, (record.value, env.meta, timings)))
+        if len(self._chunk) >= _CHUNK:
+            self._submit_chunk()
+
+    def _settle(self, record: Record, outcome: Outcome) -> None:
+        self.metrics.record(outcome)
         if outcome.kind != "drop":
             self._send(record, outcome)
+
+    def _submit_chunk(self) -> None:
+        assert self.scrubbers is not None
+        work = self.scrubbers.scrub([item for _, item in self._chunk])
+        self._chunks.append(([r for r, _ in self._chunk], asyncio.ensure_future(work)))
+        self._chunk = []
+
+    async def _settle_chunks(self, chunks: list[tuple[list[Record], Any]]) -> None:
+        """Send what the scrubbers made of a batch's chunks, in order."""
+        for records, work in chunks:
+            for record, outcome in zip(records, await work, strict=True):
+                self._settle(record, outcome)
 
     async def _read_holes(self, record: Record, manual: Any) -> None:
         """Process first any records of this partition that Faust skipped.
@@ -299,26 +345,32 @@ class Agent:
         async with self._lock:
             if not self._batch:
                 return
-            # No await before the seal: the output batch holds exactly these items' messages.
             items, self._batch = self._batch, []
+            if self._chunk:
+                self._submit_chunk()
+            chunks, self._chunks = self._chunks, []
             assert self.output is not None
-            acked = self.output.seal()
             try:
-                await acked
+                # Records added meanwhile may put messages in this output batch too: they are
+                # acknowledged early, never late.
+                await self._settle_chunks(chunks)
+                await self.output.seal()
             except Exception as exc:
+                _abandon(chunks)
                 self._start_over(items, exc)
                 return
             except BaseException:  # cancelled: what was in flight is not known
+                _abandon(chunks)
                 self._start_over(items, None)
                 raise
-            for record, event, _ in items:
+            for record, event in items:
                 self.watermarks.finish((record.topic, record.partition), record.offset)
                 if event is not None:
                     await manual.ack(event)
 
-    def _start_over(self, items: list[tuple[Record, Any, Outcome | None]], exc: Any) -> None:
+    def _start_over(self, items: list[tuple[Record, Any]], exc: Any) -> None:
         """A batch was not acknowledged: its partitions go back to their committed offsets."""
-        partitions = sorted({(r.topic, r.partition) for r, _, _ in items})
+        partitions = sorted({(r.topic, r.partition) for r, _ in items})
         for tp in partitions:
             self.watermarks.forget(tp)
         if exc is not None:
@@ -357,6 +409,15 @@ class Agent:
             await asyncio.sleep(within)
             if self._batch and time.monotonic() - self._opened >= within:
                 await self._flush(manual)
+
+
+def _abandon(chunks: list[tuple[list[Record], asyncio.Future[Any]]]) -> None:
+    """Chunks of a batch that starts over: cancelled if still running, their errors seen."""
+    for _, work in chunks:
+        if not work.done():
+            work.cancel()
+        elif not work.cancelled():
+            work.exception()
 
 
 def _create_extra_topics(settings: Settings, names: list[str]) -> None:
@@ -422,14 +483,20 @@ def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str
     metrics = Metrics()
     port = settings.processor.web_port if web_port is None else web_port
     metrics.serve(port)
-    with tempfile.TemporaryDirectory(prefix="shadowtap-processor-") as datadir:
-        app = build_app(settings, datadir, metrics)
-        worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-        # Faust's start-up spinner turns the root logger to DEBUG for good when the level is
-        # WARNING or above, so every debug line of aiokafka builds a record: ~10 % of the worker.
-        worker.spinner = None
-        try:
-            worker.execute_from_commandline()
-        except SystemExit as exc:
-            return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
+    scrubbers = ScrubPool(settings) if settings.processor.scrub_processes else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="shadowtap-processor-") as datadir:
+            app = build_app(settings, datadir, metrics, scrubbers)
+            worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+            # Faust's start-up spinner turns the root logger to DEBUG for good when the level
+            # is WARNING or above, so every debug line of aiokafka builds a record: ~10 % of
+            # the worker.
+            worker.spinner = None
+            try:
+                worker.execute_from_commandline()
+            except SystemExit as exc:
+                return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
+    finally:
+        if scrubbers is not None:
+            scrubbers.close()
     return 0

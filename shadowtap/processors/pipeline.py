@@ -66,6 +66,14 @@ class Pipeline:
 
     def process(self, value: bytes | None, key: bytes | None = None) -> Outcome:
         """Run every stage on one record value; never raises."""
+        started = self.front(value, key)
+        return started if isinstance(started, Outcome) else self.back(*started)
+
+    def front(
+        self, value: bytes | None, key: bytes | None = None
+    ) -> Outcome | tuple[Envelope, dict[str, float]]:
+        """decode → filter → sample → dedup: the record's Outcome if it stops here, else its
+        envelope and timings for ``back``. Cheap; dedup needs the worker's table."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         try:
@@ -76,19 +84,29 @@ class Pipeline:
             return Outcome("dlq", "internal-error", error=repr(exc))
         t = _lap(timings, "decode", t)
         try:
-            return self._stages(env, key, timings, t)
+            stopped = self._front_stages(env, key, timings, t)
+        except Exception as exc:
+            return Outcome("dlq", "internal-error", error=repr(exc), timings=timings)
+        return stopped if stopped is not None else (env, timings)
+
+    def back(self, env: Envelope, timings: dict[str, float]) -> Outcome:
+        """scrub → route → encode: most of a record's cost, and needing nothing but ``env``
+        (shadowtap.processors.parallel runs it in other processes). Never raises."""
+        t = time.perf_counter()
+        try:
+            return self._back_stages(env, timings, t)
         except ScrubError as exc:
             return Outcome("dlq", "scrub-failed", error=str(exc), timings=timings)
         except Exception as exc:
             return Outcome("dlq", "internal-error", error=repr(exc), timings=timings)
 
-    def _stages(
+    def _front_stages(
         self,
         env: Envelope,
         key: bytes | None,
         timings: dict[str, float],
         t: float,
-    ) -> Outcome:
+    ) -> Outcome | None:
         meta = env.meta
         reason = self.probe.drop_reason(env)
         t = _lap(timings, "filter", t)
@@ -103,18 +121,21 @@ class Pipeline:
         if self.seen is not None:
             fp = fingerprint(env, self._fields)
             duplicate = self.seen.check_and_add(fp, env.id, env.ts)
-            t = _lap(timings, "dedup", t)
+            _lap(timings, "dedup", t)
             if duplicate:
                 return Outcome("drop", "duplicate", timings=timings)
             meta["dedup_key"] = fp
+        return None
+
+    def _back_stages(self, env: Envelope, timings: dict[str, float], t: float) -> Outcome:
         entities = self.scrubber.scrub(env)
         t = _lap(timings, "scrub", t)
-        meta["scrubbed"] = entities
+        env.meta["scrubbed"] = entities
         topic = self.router.topic_for(env)
         if topic is None:
             _lap(timings, "route", t)
             return Outcome("drop", "unrouted", timings=timings, entities=entities)
-        meta["route"] = topic
+        env.meta["route"] = topic
         value = encode(env)
         _lap(timings, "route", t)
         return Outcome(

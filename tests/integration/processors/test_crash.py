@@ -1,9 +1,12 @@
-"""At-least-once through ``kill -9`` mid-stream and through rebalances; dedup memory survives."""
+"""At-least-once through ``kill -9`` mid-stream and through rebalances; dedup memory survives,
+and scrubber processes do not outlive their worker."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,10 +32,17 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     produce(settings, [*originals[:1500], *probes, *malformed, *originals[1500:]])
     out = reader([mirror, dlq])
 
-    first = start_worker(dedup_window_s=600, batch_size=200)
+    # Scrubbing in a process of its own, which must not outlive the worker.
+    first = start_worker(dedup_window_s=600, batch_size=200, scrub_processes=1)
     out.until(lambda _: out.counts[mirror] >= 600, first)
-    first.kill(signal.SIGKILL)  # mid-stream: no flush, no commit, no goodbye
+    scrubbers = _descendants(first.proc.pid)
+    assert scrubbers, "no scrubber process"
+    os.kill(first.proc.pid, signal.SIGKILL)  # mid-stream: no flush, no commit, no goodbye
     first.proc.wait(10)
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in scrubbers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in scrubbers if _alive(pid)], "orphaned scrubber processes"
 
     # Duplicates (same content, new ids) of records the first worker already handled.
     handled = out.ids[mirror]
@@ -40,7 +50,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     fresh = [_env(i) for i in range(5000, 5300)]
     produce(settings, [*duplicates, *fresh])
 
-    second = start_worker(dedup_window_s=600, batch_size=200)
+    second = start_worker(dedup_window_s=600, batch_size=200, scrub_processes=1)
     want = {e.id for e in originals} | {e.id for e in fresh}
 
     def explain() -> str:
@@ -72,6 +82,22 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     )
     # the memory store keeps nothing on disk, and Faust's data directory is not left behind
     assert not list(tmp_path.glob("*-data")), "the worker wrote into its working directory"
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += [int(child), *_descendants(int(child))]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; init reaps it
 
 
 class Trickle(threading.Thread):
