@@ -212,6 +212,7 @@ class Agent:
         self._diverted = False
         self._opened = 0.0
         self._lock = asyncio.Lock()
+        self._closing: asyncio.Future[None] | None = None  # the batch waiting for its acks
 
     async def run(self, stream: Any) -> None:
         offsets.install(self.app.consumer, self.watermarks)
@@ -231,9 +232,11 @@ class Agent:
                 await self._read_holes(record, manual)
                 self._add(record, event)
                 if len(self._batch) >= p.batch_size:
-                    await self._flush(manual)
+                    await self._close(manual)
         finally:
             ticker.cancel()
+            if self._closing is not None:
+                self._closing.cancel()
 
     def _divert_table_writes(self) -> None:
         """Send the dedup table's changelog writes through ``output``, in the current batch.
@@ -342,31 +345,56 @@ class Agent:
         )
 
     async def _flush(self, manual: Any) -> None:
+        """Close the batch and wait until it is acknowledged (or starts over)."""
+        await self._close(manual)
+        if self._closing is not None:
+            await asyncio.wait([self._closing])
+
+    async def _close(self, manual: Any) -> None:
+        """Close the batch: it is finished in the background while the next one fills.
+
+        One batch at most waits for its scrubbers and acks: the one before it must be done,
+        so batches finish in order.
+        """
         async with self._lock:
+            if self._closing is not None:
+                await asyncio.wait([self._closing])  # it never raises but when cancelled
+                self._closing = None
             if not self._batch:
                 return
             items, self._batch = self._batch, []
             if self._chunk:
                 self._submit_chunk()
             chunks, self._chunks = self._chunks, []
-            assert self.output is not None
-            try:
-                # Records added meanwhile may put messages in this output batch too: they are
-                # acknowledged early, never late.
-                await self._settle_chunks(chunks)
-                await self.output.seal()
-            except Exception as exc:
-                _abandon(chunks)
-                self._start_over(items, exc)
-                return
-            except BaseException:  # cancelled: what was in flight is not known
-                _abandon(chunks)
-                self._start_over(items, None)
-                raise
-            for record, event in items:
-                self.watermarks.finish((record.topic, record.partition), record.offset)
-                if event is not None:
-                    await manual.ack(event)
+            self._closing = asyncio.ensure_future(self._finish(items, chunks, manual))
+
+    async def _finish(
+        self,
+        items: list[tuple[Record, Any]],
+        chunks: list[tuple[list[Record], asyncio.Future[list[Outcome]]]],
+        manual: Any,
+    ) -> None:
+        """Send what the scrubbers made of the batch, wait for every ack, then ack its events.
+
+        Records of the next batch may put messages in this output batch meanwhile: they are
+        acknowledged early, never late.
+        """
+        assert self.output is not None
+        try:
+            await self._settle_chunks(chunks)
+            await self.output.seal()
+        except Exception as exc:
+            _abandon(chunks)
+            self._start_over(items, exc)
+            return
+        except BaseException:  # cancelled: what was in flight is not known
+            _abandon(chunks)
+            self._start_over(items, None)
+            raise
+        for record, event in items:
+            self.watermarks.finish((record.topic, record.partition), record.offset)
+            if event is not None:
+                await manual.ack(event)
 
     def _start_over(self, items: list[tuple[Record, Any]], exc: Any) -> None:
         """A batch was not acknowledged: its partitions go back to their committed offsets."""
@@ -408,7 +436,7 @@ class Agent:
         while True:
             await asyncio.sleep(within)
             if self._batch and time.monotonic() - self._opened >= within:
-                await self._flush(manual)
+                await self._close(manual)
 
 
 def _abandon(chunks: list[tuple[list[Record], asyncio.Future[Any]]]) -> None:
