@@ -8,7 +8,10 @@ e-mail, phone, card and IP each; 2 % health checks, 2 % duplicates) to fresh top
 is there. The rate is output records over the span of their Kafka timestamps (first to last
 output), so worker start-up is not counted; the wall time from start to done is printed too.
 The baseline is the same stages on the same records called directly in this process (no
-Kafka, no Faust): the ratio says what the worker's plumbing costs.
+Kafka, no Faust): the ratio says what the worker's plumbing costs. Also printed: records per
+CPU-second of the worker and its scrubber processes (``--set scrub_processes=N``), from
+/proc between the first and the last output, which does not depend on how many cores the
+worker got.
 Uses SHADOWTAP_BOOTSTRAP if set, else a local broker (shadowtap.devkafka).
 """
 
@@ -24,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -59,6 +63,45 @@ def _pipeline_alone(settings: Settings, values: list[bytes]) -> float:
     for value in values:
         out += pipeline.process(value).kind == "out"
     return out / (time.perf_counter() - started)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and every process under it, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _cpu_s(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def _read(
+    consumer: Any, expected: int, worker: subprocess.Popen[bytes], log: str
+) -> tuple[int, float, float]:
+    """Read the mirror until ``expected`` records: (records, seconds from the first output's
+    timestamp to the last's, worker CPU seconds from the first output on)."""
+    seen = 0
+    first_ts = last_ts = 0
+    cpu_from = 0.0
+    deadline = time.monotonic() + 600
+    while seen < expected and time.monotonic() < deadline:
+        if worker.poll() is not None:
+            sys.exit(f"the worker exited with {worker.returncode}: see {log}")
+        for msg in consumer.consume(1000, 0.5):
+            if msg.error():
+                continue
+            if not seen:
+                cpu_from = _cpu_s(worker.pid)
+            seen += 1
+            ts = msg.timestamp()[1]
+            first_ts = ts if not first_ts else min(first_ts, ts)
+            last_ts = max(last_ts, ts)
+    return seen, max(last_ts - first_ts, 1) / 1000, _cpu_s(worker.pid) - cpu_from
 
 
 def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
@@ -115,19 +158,7 @@ def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
         start_new_session=True,
     )
     try:
-        seen = 0
-        first_ts = last_ts = 0
-        deadline = time.monotonic() + 600
-        while seen < expected and time.monotonic() < deadline:
-            if worker.poll() is not None:
-                sys.exit(f"the worker exited with {worker.returncode}: see {log.name}")
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error():
-                    continue
-                seen += 1
-                ts = msg.timestamp()[1]
-                first_ts = ts if not first_ts else min(first_ts, ts)
-                last_ts = max(last_ts, ts)
+        seen, span, cpu = _read(consumer, expected, worker, log.name)
         wall = time.monotonic() - started
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
@@ -137,7 +168,6 @@ def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
         consumer.close()
-    span = max(last_ts - first_ts, 1) / 1000
     print(
         f"process: {seen}/{expected} records out, {seen / span:,.0f} records/s "
         f"(first to last output {span:.1f}s; {wall:.1f}s wall including start-up); "
@@ -145,7 +175,11 @@ def run(bootstrap: str, n: int, extra: dict[str, str]) -> None:
     )
     rate = seen / span
     print(f"worker / pipeline alone: {rate / alone:.2f}x (the rest is Faust and Kafka)")
-    figures = {"records_out": seen, "expected": expected, "records_per_s": round(rate)}
+    per_cpu = (seen - 1) / cpu if cpu > 0 else 0.0
+    print(f"worker CPU: {cpu:.1f}s, {per_cpu:,.0f} records per CPU-second")
+    figures: dict[str, float] = {"records_out": seen, "expected": expected}
+    figures["records_per_s"] = round(rate)
+    figures["records_per_cpu_s"] = round(per_cpu)
     figures |= {"pipeline_alone_per_s": round(alone), "ratio": round(rate / alone, 3)}
     print(json.dumps(figures))
 
