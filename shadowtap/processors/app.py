@@ -67,7 +67,7 @@ from shadowtap.config import Settings
 from shadowtap.processors import offsets
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import HoleReader, Record, Watermarks
-from shadowtap.processors.output import Output
+from shadowtap.processors.output import Batch, Output
 from shadowtap.processors.parallel import Item, ScrubPool
 from shadowtap.processors.pipeline import Outcome, Pipeline, dlq_headers
 
@@ -258,7 +258,7 @@ class Agent:
                 put(fut)
                 return
             assert self.output is not None
-            self.output.send(changelog, m.key, m.value, m.headers or None, m.partition)
+            self.output.send(changelog, m.key, m.value, m.headers or None, partition=m.partition)
 
         buffer.put = put_diverted
         self._diverted = True
@@ -280,10 +280,10 @@ class Agent:
         if len(self._chunk) >= _CHUNK:
             self._submit_chunk()
 
-    def _settle(self, record: Record, outcome: Outcome) -> None:
+    def _settle(self, record: Record, outcome: Outcome, batch: Batch | None = None) -> None:
         self.metrics.record(outcome)
         if outcome.kind != "drop":
-            self._send(record, outcome)
+            self._send(record, outcome, batch)
 
     def _submit_chunk(self) -> None:
         assert self.scrubbers is not None
@@ -291,11 +291,11 @@ class Agent:
         self._chunks.append(([r for r, _ in self._chunk], asyncio.ensure_future(work)))
         self._chunk = []
 
-    async def _settle_chunks(self, chunks: list[tuple[list[Record], Any]]) -> None:
-        """Send what the scrubbers made of a batch's chunks, in order."""
+    async def _settle_chunks(self, chunks: list[tuple[list[Record], Any]], batch: Batch) -> None:
+        """Send what the scrubbers made of a batch's chunks, in order, into its output batch."""
         for records, work in chunks:
             for record, outcome in zip(records, await work, strict=True):
-                self._settle(record, outcome)
+                self._settle(record, outcome, batch)
 
     async def _read_holes(self, record: Record, manual: Any) -> None:
         """Process first any records of this partition that Faust skipped.
@@ -366,23 +366,24 @@ class Agent:
             if self._chunk:
                 self._submit_chunk()
             chunks, self._chunks = self._chunks, []
-            self._closing = asyncio.ensure_future(self._finish(items, chunks, manual))
+            # Its own output batch from here on: a batch that fails takes nothing of the
+            # next one's with it (which would then be acked without its messages).
+            assert self.output is not None
+            out = self.output.cut()
+            self._closing = asyncio.ensure_future(self._finish(items, chunks, out, manual))
 
     async def _finish(
         self,
         items: list[tuple[Record, Any]],
         chunks: list[tuple[list[Record], asyncio.Future[list[Outcome]]]],
+        out: Batch,
         manual: Any,
     ) -> None:
-        """Send what the scrubbers made of the batch, wait for every ack, then ack its events.
-
-        Records of the next batch may put messages in this output batch meanwhile: they are
-        acknowledged early, never late.
-        """
-        assert self.output is not None
+        """Send what the scrubbers made of the batch, wait for every ack, then ack its events."""
         try:
-            await self._settle_chunks(chunks)
-            await self.output.seal()
+            await self._settle_chunks(chunks, out)
+            out.seal()
+            await out.done
         except Exception as exc:
             _abandon(chunks)
             self._start_over(items, exc)
@@ -391,10 +392,14 @@ class Agent:
             _abandon(chunks)
             self._start_over(items, None)
             raise
-        for record, event in items:
+        for record, _ in items:
             self.watermarks.finish((record.topic, record.partition), record.offset)
-            if event is not None:
-                await manual.ack(event)
+        try:
+            for _, event in items:
+                if event is not None:
+                    await manual.ack(event)
+        except Exception:  # Faust's books only: the offsets committed are the watermarks'
+            log.exception("acking a finished batch in Faust failed")
 
     def _start_over(self, items: list[tuple[Record, Any]], exc: Any) -> None:
         """A batch was not acknowledged: its partitions go back to their committed offsets."""
@@ -411,12 +416,12 @@ class Agent:
                 ", ".join(f"{t}[{n}]" for t, n in partitions),
             )
 
-    def _send(self, record: Record, outcome: Outcome) -> None:
-        """Queue one record for its output topic or the DLQ in the current batch."""
+    def _send(self, record: Record, outcome: Outcome, batch: Batch | None = None) -> None:
+        """Queue one record for its output topic or the DLQ, in ``batch`` or the current one."""
         assert self.output is not None
         if outcome.kind == "out":
             assert outcome.topic is not None
-            self.output.send(outcome.topic, record.key, outcome.value, outcome.headers)
+            self.output.send(outcome.topic, record.key, outcome.value, outcome.headers, batch=batch)
             return
         log.warning(
             "DLQ %s at %s[%d]@%d: %s",
@@ -428,7 +433,7 @@ class Agent:
         )
         headers = dlq_headers(outcome, record.topic, record.partition, record.offset)
         value = record.value if record.value is not None else b""
-        self.output.send(self.settings.topics.dlq, record.key, value, headers)
+        self.output.send(self.settings.topics.dlq, record.key, value, headers, batch=batch)
 
     async def _tick(self, manual: Any) -> None:
         # A quiet stream still gets its last records acked (and their offsets committed).

@@ -8,9 +8,12 @@ only hands messages over. Settings are ``[kafka]``'s, ``kafka.librdkafka`` inclu
 Messages are grouped in the batch they belong to::
 
     output = Output(settings.kafka, loop)
-    output.send("shadowtap.mirror", key, value, headers)   # as records are processed
-    await output.seal()   # resolves once the broker acknowledged every message sent since
-                          # the last seal; raises KafkaException if it refused one
+    output.send("shadowtap.mirror", key, value, headers)   # into the current batch
+    batch = output.cut()           # later sends go to a new batch; this one can still grow:
+    output.send(topic, key, value, batch=batch)
+    batch.seal()
+    await batch.done   # once the broker acknowledged every message of the batch; raises
+                       # KafkaException if it refused one
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class Batch:
         self._lock = threading.Lock()
         self._pending = 0
         self._sealed = False
-        self._error: KafkaError | None = None
+        self._error: KafkaError | Exception | None = None
         self.done: asyncio.Future[None] = loop.create_future()
 
     def add(self) -> None:
@@ -60,6 +63,15 @@ class Batch:
         if last:
             self._loop.call_soon_threadsafe(self._resolve)
 
+    def failed(self, exc: Exception) -> None:
+        """A message that could not even be queued (event loop thread)."""
+        with self._lock:
+            self._pending -= 1
+            if self._error is None:
+                self._error = exc
+        if self._sealed and not self._pending:
+            self._resolve()
+
     def seal(self) -> None:
         """No more messages (event loop thread): resolve now if none is pending."""
         with self._lock:
@@ -71,8 +83,10 @@ class Batch:
     def _resolve(self) -> None:
         if self.done.done():
             return
-        if self._error is not None:
+        if isinstance(self._error, KafkaError):
             self.done.set_exception(KafkaException(self._error))
+        elif self._error is not None:
+            self.done.set_exception(self._error)
         else:
             self.done.set_result(None)
 
@@ -81,7 +95,8 @@ class Output:
     """One librdkafka producer for the worker's lifetime, with its polling thread."""
 
     def __init__(self, kafka: KafkaSettings, loop: asyncio.AbstractEventLoop) -> None:
-        self._producer = make_producer(kafka, _QUEUE)
+        queue = {k: v for k, v in _QUEUE.items() if k not in kafka.librdkafka}
+        self._producer = make_producer(kafka, queue)
         self._loop = loop
         self._batch = Batch(loop)
         self._closed = threading.Event()
@@ -94,10 +109,16 @@ class Output:
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]] | None = None,
+        *,
         partition: int | None = None,
+        batch: Batch | None = None,
     ) -> None:
-        """Queue one message in the current batch; waits while librdkafka's queue is full."""
-        batch = self._batch
+        """Queue one message in ``batch`` (the current one if None).
+
+        Waits while librdkafka's queue is full, which takes a broker gone for minutes: the
+        agent has at most two batches unacknowledged, far below the queue's size.
+        """
+        batch = batch or self._batch
         batch.add()
         while True:
             try:
@@ -115,10 +136,18 @@ class Output:
             except KafkaException as exc:  # refused before sending (too large, unknown topic)
                 batch.delivered(exc.args[0])
                 return
+            except Exception as exc:  # a bad argument: its batch fails, the worker goes on
+                batch.failed(exc)
+                return
+
+    def cut(self) -> Batch:
+        """The current batch, for its owner to finish and seal; later sends go to a new one."""
+        batch, self._batch = self._batch, Batch(self._loop)
+        return batch
 
     def seal(self) -> asyncio.Future[None]:
-        """Close the current batch: the future resolves once all its messages are acked."""
-        batch, self._batch = self._batch, Batch(self._loop)
+        """Cut and seal the current batch: the future resolves once all of it is acked."""
+        batch = self.cut()
         batch.seal()
         return batch.done
 

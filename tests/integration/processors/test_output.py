@@ -58,6 +58,9 @@ async def test_a_message_the_broker_cannot_take_fails_its_own_batch_only(
         output.send(settings.topics.mirror, b"k", b"x" * 2_000_000)  # over message.max.bytes
         with pytest.raises(KafkaException, match="MSG_SIZE_TOO_LARGE"):
             await asyncio.wait_for(output.seal(), 30)
+        output.send(settings.topics.mirror, b"k", b"x", [("h", 1)])  # type: ignore[list-item]
+        with pytest.raises(TypeError):  # not even queued: its batch fails, nothing else does
+            await asyncio.wait_for(output.seal(), 30)
         output.send(settings.topics.mirror, b"k", b"fine")
         await asyncio.wait_for(output.seal(), 30)
     finally:

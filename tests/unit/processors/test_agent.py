@@ -29,32 +29,55 @@ def _event(offset: int) -> Any:
     return SimpleNamespace(message=SimpleNamespace(offset=offset))
 
 
+class FakeBatch:
+    """Output's Batch: the (topic, key) of its messages; acknowledged when sealed, unless its
+    output was told to refuse it."""
+
+    def __init__(self, output: FakeOutput) -> None:
+        self.output = output
+        self.messages: list[tuple[str, Any]] = []
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def seal(self) -> None:
+        self.output.sealed.append(self.messages)
+        if self.output.refuse:
+            self.output.refuse -= 1
+            self.done.set_exception(RuntimeError("NotEnoughReplicas"))
+        else:
+            self.done.set_result(None)
+
+
 class FakeOutput:
-    """Stands in for Output: keeps what is sent, per topic; a batch is acknowledged when
-    sealed, unless told to refuse it."""
+    """Stands in for Output: keeps what is sent, per topic, and each sealed batch."""
 
     def __init__(self) -> None:
         self.sent: dict[str, list[bytes]] = {}
-        self.batch: list[tuple[str, Any]] = []  # (topic, key) of the unsealed batch
+        self.current: FakeBatch | None = None
         self.sealed: list[list[tuple[str, Any]]] = []
         self.refuse = 0  # how many of the next batches the broker refuses
 
     def send(
-        self, topic: str, key: Any, value: bytes, headers: Any = None, partition: Any = None
+        self,
+        topic: str,
+        key: Any,
+        value: bytes,
+        headers: Any = None,
+        *,
+        partition: Any = None,
+        batch: FakeBatch | None = None,
     ) -> None:
         self.sent.setdefault(topic, []).append(value)
-        self.batch.append((topic, key))
+        (batch or self._current()).messages.append((topic, key))
 
-    def seal(self) -> asyncio.Future[None]:
-        self.sealed.append(self.batch)
-        self.batch = []
-        ack = asyncio.get_running_loop().create_future()
-        if self.refuse:
-            self.refuse -= 1
-            ack.set_exception(RuntimeError("NotEnoughReplicas"))
-        else:
-            ack.set_result(None)
-        return ack
+    def cut(self) -> FakeBatch:
+        batch = self._current()
+        self.current = None
+        return batch
+
+    def _current(self) -> FakeBatch:
+        if self.current is None:
+            self.current = FakeBatch(self)
+        return self.current
 
 
 class FakeHoles:
@@ -196,6 +219,24 @@ async def test_dedup_changelog_writes_travel_in_the_batch_of_their_record() -> N
     assert output.sealed == [[(settings.topics.mirror, b"k"), ("g-dedup-changelog", b'["fp0"]')]]
     assert passed == [other]
     assert stream.acked == [0] and agent.watermarks.position(TP) == 1
+
+
+async def test_a_refused_batch_takes_none_of_the_next_batchs_messages_with_it() -> None:
+    settings = Settings.load(env={})
+    agent, output = _agent(settings)
+    stream = FakeStream()
+    first, second = _record(0), Record(TOPIC, 1, 0, b"k1", _record(0).value)
+    await _deliver(agent, stream, 0)
+    output.refuse = 1
+    await agent._close(stream)  # finished in the background, while the next batch fills
+    await agent._read_holes(second, stream)
+    agent._add(second, _event(0))
+    await agent._flush(stream)
+
+    mirror = settings.topics.mirror
+    assert output.sealed == [[(mirror, first.key)], [(mirror, b"k1")]]
+    assert not agent.watermarks.knows(TP)  # refused: partition 0 starts over
+    assert agent.watermarks.position((TOPIC, 1)) == 1 and stream.acked == [0]
 
 
 def _future_message(topic: str, key: bytes) -> Any:

@@ -51,3 +51,15 @@ async def test_one_refused_message_fails_the_batch() -> None:
     batch.delivered(None)
     with pytest.raises(KafkaException, match="NOT_ENOUGH_REPLICAS"):
         await asyncio.wait_for(batch.done, 5)
+
+
+async def test_a_message_that_could_not_be_queued_fails_its_batch_with_its_error() -> None:
+    batch = Batch(asyncio.get_running_loop())
+    batch.add()
+    batch.add()
+    batch.failed(TypeError("headers must be bytes"))
+    batch.seal()
+    assert not batch.done.done()  # one still in flight
+    batch.delivered(None)
+    with pytest.raises(TypeError, match="headers must be bytes"):
+        await asyncio.wait_for(batch.done, 5)
