@@ -176,9 +176,11 @@ class Agent:
     Events are acked by hand only after their output (and their dedup changelog writes) is
     acknowledged by the broker, and the offsets Faust commits come from
     shadowtap.processors.offsets, which never moves past a record that was not finished.
-    Records Faust skipped are read back here. A batch the broker refuses is not retried in
-    place: its partitions start over from the group's committed offset, so the next record
-    of each finds the batch as a hole and reads it back.
+    Records Faust skipped are read back here. A full batch is finished in the background
+    (its scrubbers' outcomes sent, its output batch awaited) while the next one fills. A
+    batch the broker refuses, or whose scrubber died, is not retried in place: its
+    partitions start over from the group's committed offset, so the next record of each
+    finds the batch as a hole and reads it back.
     """
 
     def __init__(

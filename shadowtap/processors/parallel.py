@@ -63,7 +63,7 @@ class ScrubPool:
         )
 
     async def ready(self) -> None:
-        """Wait until every process has built its pipeline (Presidio loads in seconds)."""
+        """Start every process and wait until they take work (Presidio loads in seconds)."""
         loop = asyncio.get_running_loop()
         await asyncio.gather(
             *(loop.run_in_executor(self._pool, time.sleep, 0.2) for _ in range(self.size))
