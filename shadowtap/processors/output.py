@@ -69,7 +69,8 @@ class Batch:
             self._pending -= 1
             if self._error is None:
                 self._error = exc
-        if self._sealed and not self._pending:
+            last = self._sealed and self._pending == 0
+        if last:
             self._resolve()
 
     def seal(self) -> None:
