@@ -4,6 +4,7 @@ and a message the broker cannot take fails its batch, not the next one."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from confluent_kafka import KafkaException
@@ -31,18 +32,21 @@ def _read(settings: Settings, topic: str, n: int) -> list[tuple[int, bytes, byte
     return out
 
 
-async def test_a_sealed_batch_resolves_once_every_message_is_in_its_topic(
-    settings: Settings,
-) -> None:
+@pytest.fixture
+async def output(settings: Settings) -> AsyncIterator[Output]:
     create_topics(settings)
     output = Output(settings.kafka, asyncio.get_running_loop())
-    try:
-        for i in range(200):
-            output.send(settings.topics.mirror, b"k%d" % i, b"v%d" % i, [("h", b"1")])
-        output.send(settings.topics.dlq, b"d", b"bad", partition=2)
-        await asyncio.wait_for(output.seal(), 30)
-    finally:
-        output.close()
+    yield output
+    output.close()
+
+
+async def test_a_sealed_batch_resolves_once_every_message_is_in_its_topic(
+    settings: Settings, output: Output
+) -> None:
+    for i in range(200):
+        output.send(settings.topics.mirror, b"k%d" % i, b"v%d" % i, [("h", b"1")])
+    output.send(settings.topics.dlq, b"d", b"bad", partition=2)
+    await asyncio.wait_for(output.seal(), 30)
 
     mirror = _read(settings, settings.topics.mirror, 200)
     assert sorted(v for _, _, v in mirror) == sorted(b"v%d" % i for i in range(200))
@@ -50,19 +54,14 @@ async def test_a_sealed_batch_resolves_once_every_message_is_in_its_topic(
 
 
 async def test_a_message_the_broker_cannot_take_fails_its_own_batch_only(
-    settings: Settings,
+    settings: Settings, output: Output
 ) -> None:
-    create_topics(settings)
-    output = Output(settings.kafka, asyncio.get_running_loop())
-    try:
-        output.send(settings.topics.mirror, b"k", b"x" * 2_000_000)  # over message.max.bytes
-        with pytest.raises(KafkaException, match="MSG_SIZE_TOO_LARGE"):
-            await asyncio.wait_for(output.seal(), 30)
-        output.send(settings.topics.mirror, b"k", b"x", [("h", 1)])  # type: ignore[list-item]
-        with pytest.raises(TypeError):  # not even queued: its batch fails, nothing else does
-            await asyncio.wait_for(output.seal(), 30)
-        output.send(settings.topics.mirror, b"k", b"fine")
+    output.send(settings.topics.mirror, b"k", b"x" * 2_000_000)  # over message.max.bytes
+    with pytest.raises(KafkaException, match="MSG_SIZE_TOO_LARGE"):
         await asyncio.wait_for(output.seal(), 30)
-    finally:
-        output.close()
+    output.send(settings.topics.mirror, b"k", b"x", [("h", 1)])  # type: ignore[list-item]
+    with pytest.raises(TypeError):  # not even queued: its batch fails, nothing else does
+        await asyncio.wait_for(output.seal(), 30)
+    output.send(settings.topics.mirror, b"k", b"fine")
+    await asyncio.wait_for(output.seal(), 30)
     assert [v for _, _, v in _read(settings, settings.topics.mirror, 1)] == [b"fine"]
