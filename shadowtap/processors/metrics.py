@@ -10,7 +10,8 @@
 - ``shadowtap_processor_holes_read_back_total``: records Faust's fetcher skipped that were
   read back (shadowtap.processors.offsets); non-zero only around rebalances
 - ``shadowtap_processor_send_failures_total``: batches whose output or dedup changelog the
-  broker did not acknowledge; their records are read again from the committed offset
+  broker did not acknowledge, or whose scrubber process died; their records are read again
+  from the committed offset
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Metrics:
         )
         self.send_failures = Counter(
             "shadowtap_processor_send_failures",
-            "Batches whose output the broker did not acknowledge (read again from the log)",
+            "Batches not finished: output refused or scrubber died (read again from the log)",
             registry=r,
         )
         self._children: dict[tuple[Any, str], Any] = {}
