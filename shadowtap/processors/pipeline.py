@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shadowtap import dlq
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode, encode, kafka_headers
 from shadowtap.errors import EnvelopeError, ScrubError
@@ -158,11 +159,6 @@ def dlq_headers(
     outcome: Outcome, topic: str, partition: int, offset: int
 ) -> list[tuple[str, bytes]]:
     """Kafka headers that say why a record is in the DLQ and where it came from."""
-    return [
-        ("shadowtap-dlq-reason", outcome.reason.encode()),
-        ("shadowtap-dlq-error", outcome.error[:1000].encode("utf-8", "replace")),
-        ("shadowtap-dlq-stage", b"processor"),
-        ("shadowtap-source-topic", topic.encode()),
-        ("shadowtap-source-partition", str(partition).encode()),
-        ("shadowtap-source-offset", str(offset).encode()),
-    ]
+    return dlq.headers(
+        dlq.DeadLetter(dlq.PROCESSOR, outcome.reason, outcome.error, topic, partition, offset)
+    )

@@ -60,6 +60,7 @@ import orjson
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, TopicPartition
 
+from shadowtap import dlq
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode
 from shadowtap.errors import ConfigError, EnvelopeError, KafkaError
@@ -383,18 +384,18 @@ class Replayer:
         self._produce(item, self.settings.topics.results, results.encode(result), None)
 
     def _to_dlq(self, item: _Item, reason: str, error: str, attempts: int) -> None:
-        headers = [
-            ("shadowtap-dlq-reason", reason.encode()),
-            ("shadowtap-dlq-error", error[:1000].encode("utf-8", "replace")),
-            ("shadowtap-dlq-stage", b"replayer"),
-            ("shadowtap-dlq-target", self.target.encode()),
-            ("shadowtap-dlq-group", self.settings.replayer.group.encode()),
-            ("shadowtap-dlq-attempts", str(attempts).encode()),
-            ("shadowtap-source-topic", item.tp[0].encode()),
-            ("shadowtap-source-partition", str(item.tp[1]).encode()),
-            ("shadowtap-source-offset", str(item.offset).encode()),
-        ]
-        self._produce(item, self.settings.topics.dlq, item.value, headers)
+        letter = dlq.DeadLetter(
+            dlq.REPLAYER,
+            reason,
+            error,
+            item.tp[0],
+            item.tp[1],
+            item.offset,
+            target=self.target,
+            group=self.settings.replayer.group,
+            attempts=attempts,
+        )
+        self._produce(item, self.settings.topics.dlq, item.value, dlq.headers(letter))
 
     def _produce(
         self, item: _Item, topic: str, value: bytes, headers: list[tuple[str, bytes]] | None
