@@ -95,7 +95,7 @@ def _kafka(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from shadowtap.kafka import create_topics, describe_topics
+    from shadowtap.kafka import create_topics, describe_topics, topic_specs
 
     out = console()
     settings = load_settings(args)
@@ -105,19 +105,10 @@ def _topics(args: argparse.Namespace) -> int:
             out.print(f"[{colour}]{state:8}[/{colour}] {name}")
         return 0
     missing = 0
-    for spec, info in zip(
-        (
-            settings.topics.captured,
-            settings.topics.mirror,
-            settings.topics.results,
-            settings.topics.dlq,
-        ),
-        describe_topics(settings),
-        strict=True,
-    ):
+    for spec, info in zip(topic_specs(settings.topics), describe_topics(settings), strict=True):
         if info is None:
             missing += 1
-            out.print(f"[red]missing [/red] {spec}")
+            out.print(f"[red]missing [/red] {spec.name}")
         else:
             hours = f"{info.retention_ms / 3_600_000:g}h" if info.retention_ms is not None else "?"
             out.print(

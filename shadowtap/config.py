@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -43,6 +44,7 @@ import orjson
 from shadowtap.errors import ConfigError
 
 ENV_PREFIX = "SHADOWTAP_"
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 # Variables that are not settings: ignored when scanning for SHADOWTAP_<SECTION>_<KEY>.
 _NON_SETTING_ENV = frozenset(
     {"SHADOWTAP_CONFIG", "SHADOWTAP_BOOTSTRAP", "SHADOWTAP_CACHE_DIR", "SHADOWTAP_DEVKAFKA"}
@@ -67,12 +69,26 @@ class TopicSettings:
     mirror: str = "shadowtap.mirror"
     results: str = "shadowtap.results"
     dlq: str = "shadowtap.dlq"
+    # ``shadowtap dlq redrive``: a compacted marker per DLQ record sent back, and the topic
+    # each replayer group also reads (``retry_prefix`` + group), for records redriven to it.
+    redriven: str = "shadowtap.dlq.redriven"
+    retry_prefix: str = "shadowtap.retry."
     partitions: int = 6
     replication_factor: int = 1
     captured_retention_hours: float = 24
     mirror_retention_hours: float = 24 * 7
     results_retention_hours: float = 24 * 3
     dlq_retention_hours: float = 24 * 14
+
+    def retry(self, group: str) -> str:
+        """The retry topic of replayer ``group``; ConfigError if the name cannot be a topic."""
+        name = self.retry_prefix + group
+        if not _TOPIC_NAME.fullmatch(name):
+            raise ConfigError(
+                f"replayer.group {group!r} gives retry topic {name!r}, which is not a valid "
+                "Kafka topic name: use letters, digits, '.', '_' and '-' (at most 249)"
+            )
+        return name
 
 
 @dataclass(frozen=True, slots=True)

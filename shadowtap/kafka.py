@@ -75,14 +75,21 @@ class TopicSpec:
     partitions: int
     replication_factor: int
     retention_ms: int
+    compacted: bool = False  # keep the latest record per key (and drop keys after retention)
 
     @property
     def config(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms)}
+        config = {"retention.ms": str(self.retention_ms)}
+        if self.compacted:
+            config["cleanup.policy"] = "compact,delete"
+        return config
 
 
 def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
-    """The four topics of DESIGN.md with their configured size and retention."""
+    """The topics of DESIGN.md with their configured size and retention.
+
+    The redrive markers (shadowtap.deadletters) outlive the DLQ records they mark.
+    """
 
     def spec(name: str, hours: float) -> TopicSpec:
         return TopicSpec(name, topics.partitions, topics.replication_factor, int(hours * _HOUR_MS))
@@ -92,13 +99,33 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
         spec(topics.mirror, topics.mirror_retention_hours),
         spec(topics.results, topics.results_retention_hours),
         spec(topics.dlq, topics.dlq_retention_hours),
+        TopicSpec(
+            topics.redriven,
+            1,
+            topics.replication_factor,
+            int(2 * topics.dlq_retention_hours * _HOUR_MS),
+            compacted=True,
+        ),
     ]
 
 
-def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
-    """Create missing topics; return ``{name: "created" | "exists"}``. Safe to run twice."""
+def retry_topic_spec(topics: TopicSettings, group: str) -> TopicSpec:
+    """Replayer ``group``'s retry topic: redriven records, clean like the mirror."""
+    return TopicSpec(
+        topics.retry(group),
+        topics.partitions,
+        topics.replication_factor,
+        int(topics.mirror_retention_hours * _HOUR_MS),
+    )
+
+
+def create_topics(
+    settings: Settings, timeout: float = 30.0, specs: list[TopicSpec] | None = None
+) -> dict[str, str]:
+    """Create missing topics (``specs``, default those of DESIGN.md); return
+    ``{name: "created" | "exists"}``. Safe to run twice."""
     admin = make_admin(settings.kafka)
-    specs = topic_specs(settings.topics)
+    specs = topic_specs(settings.topics) if specs is None else specs
     existing = set(_list_topics(admin, timeout))
     wanted = [s for s in specs if s.name not in existing]
     result = {s.name: "exists" for s in specs if s.name in existing}

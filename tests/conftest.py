@@ -65,6 +65,8 @@ def settings(kafka_settings: KafkaSettings, unique_name: Callable[[str], str]) -
                 "mirror": unique_name("mirror"),
                 "results": unique_name("results"),
                 "dlq": unique_name("dlq"),
+                "redriven": unique_name("redriven"),
+                "retry_prefix": unique_name("retry") + ".",
                 "partitions": 3,
             },
         },

@@ -11,7 +11,11 @@ Usage::
     await Replayer(settings, client=httpx.AsyncClient(transport=...)).run(stop_event)
 
 Run N workers with one ``group`` and Kafka spreads the partitions; another group (a DR
-site) gets all the traffic again. Settings, section ``[replayer]`` (``SHADOWTAP_REPLAYER_*``):
+site) gets all the traffic again. Each worker also reads its group's retry topic
+(``topics.retry_prefix`` + group, created at start if missing), where ``shadowtap dlq
+redrive`` sends records that failed for this group only (shadowtap.deadletters).
+
+Settings, section ``[replayer]`` (``SHADOWTAP_REPLAYER_*``):
 
 - ``target`` (URL, validated at start-up), ``target_name`` (label; default the host),
   ``group`` (consumer group);
@@ -64,7 +68,7 @@ from shadowtap import dlq
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode
 from shadowtap.errors import ConfigError, EnvelopeError, KafkaError
-from shadowtap.kafka import make_consumer, make_producer
+from shadowtap.kafka import create_topics, make_consumer, make_producer, retry_topic_spec
 from shadowtap.replayers import results
 from shadowtap.replayers.metrics import Metrics
 from shadowtap.replayers.pacing import Pacer, TokenBucket, parse_rate, parse_speed
@@ -127,6 +131,9 @@ class Replayer:
         if rs.max_in_flight < 1:
             raise ConfigError("replayer.max_in_flight must be at least 1")
         self.max_buffered = rs.max_buffered or rs.max_in_flight * 8
+        # Records ``shadowtap dlq redrive`` sends back to this group only (see
+        # shadowtap.deadletters); read beside the mirror topic.
+        self.retry_topic = settings.topics.retry(rs.group)
         self.metrics = metrics or Metrics()
         # An injected client is the caller's to close; our own sender is ours.
         self._sender: Sender | None = HttpxSender(client) if client is not None else None
@@ -183,8 +190,10 @@ class Replayer:
             self._sender = make_sender(rs)
         server = self.metrics.serve(rs.metrics_port) if rs.metrics_port else None
         try:
+            retry_spec = retry_topic_spec(topics, rs.group)
+            await asyncio.to_thread(create_topics, self.settings, specs=[retry_spec])
             self._consumer.subscribe(
-                [topics.mirror],
+                [topics.mirror, self.retry_topic],
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
