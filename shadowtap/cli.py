@@ -6,6 +6,7 @@
     shadowtap collect                     HTTP sink for nginx/Envoy/Istio mirrors → captured
     shadowtap process                     the Faust processor: captured → mirror
     shadowtap replay --target URL --group NAME   a replayer worker: mirror → target
+    shadowtap dlq stats|list|show|redrive  work the dead-letter topic (shadowtap.deadletters)
     shadowtap demo                        the whole pipeline on demo apps, with a report
 
 Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--bootstrap``.
@@ -166,6 +167,265 @@ def _replay(args: argparse.Namespace) -> int:
     return run_replayer(settings, target=args.target, group=args.group)
 
 
+def _dlq(args: argparse.Namespace) -> int:
+    from shadowtap import deadletters as dl
+
+    settings = load_settings(args)
+    since = dl.parse_since(args.since) if getattr(args, "since", None) else None
+    selection = dl.Selection(
+        reasons=frozenset(getattr(args, "reason", None) or ()),
+        stage=getattr(args, "stage", None) or "",
+        group=getattr(args, "group", None) or "",
+        since_ms=since,
+    )
+    table = None if args.json else _stdout_console()
+    if args.action == "redrive":
+        return _redrive(settings, selection, args, table)
+    marks = dl.markers(settings)
+    now = time.time_ns() // 1_000_000
+    if args.action == "show":
+        found = dl.find(settings, args.id)
+        shown = [
+            dl.describe(x, marks.get(x.coordinates), show_sensitive=args.show_sensitive)
+            for x in found
+        ]
+        if table is None:
+            _print_json({"records": shown})
+        else:
+            _show_table(table, shown, args.show_sensitive)
+        if not found:
+            console().print(f"no DLQ record {args.id!r} in {settings.topics.dlq}")
+        return 0 if found else 1
+    if args.action == "stats":
+        rows = dl.stats(dl.letters(settings, since), marks, now)
+        if table is None:
+            _print_json(
+                {
+                    "topic": settings.topics.dlq,
+                    "records": sum(r.count for r in rows),
+                    "counts": [r.to_json() for r in rows],
+                }
+            )
+        else:
+            _stats_table(table, settings.topics.dlq, rows, now)
+        return 0
+    newest = dl.newest(dl.letters(settings, since), selection, args.limit)
+    lines = [dl.summary(x, marks, now) for x in newest]
+    if table is None:
+        _print_json({"topic": settings.topics.dlq, "records": lines})
+    else:
+        _list_table(table, settings.topics.dlq, lines)
+    return 0
+
+
+def _redrive(settings: Settings, selection: Any, args: argparse.Namespace, table: Any) -> int:
+    from shadowtap.redrive import Redrive
+
+    out = console()
+    if args.execute and hasattr(out, "status"):
+        with out.status("redriving…") as status:
+            report = Redrive(
+                settings,
+                selection,
+                execute=True,
+                batch=args.batch,
+                on_sent=lambda n: status.update(f"redriving… {n:,} sent"),
+            ).run()
+    else:
+        report = Redrive(settings, selection, execute=args.execute, batch=args.batch).run()
+    if table is None:
+        _print_json(report.to_json())
+        return 0
+    from rich.table import Table
+
+    total = sum(report.to_send.values())
+    verb = "sent" if report.executed else "to send"
+    t = Table(title=f"redrive from {settings.topics.dlq}: {report.matched:,} records match")
+    for column in ("stage", "reason", "to", verb):
+        t.add_column(column, justify="right" if column == verb else "left")
+    for (stage, reason, to), n in sorted(report.to_send.items()):
+        t.add_row(stage, reason, to, f"{n:,}")
+    table.print(t)
+    if report.already:
+        found = f" ({report.arrived:,} found arrived after a stopped run)" if report.arrived else ""
+        table.print(f"already redriven, not sent again: {report.already:,}{found}")
+    for (stage, reason, why), n in sorted(report.not_redrivable.items()):
+        table.print(f"[yellow]not redrivable[/yellow] {n:,} × {stage or '?'}/{reason}: {why}")
+    for warning in report.warnings:
+        table.print(f"[yellow]warning:[/yellow] {warning}")
+    if report.executed:
+        table.print(f"[green]sent {report.sent:,} records[/green]")
+    else:
+        table.print(
+            f"[bold]preview only: nothing was sent.[/bold] Run again with --execute to send "
+            f"{total:,} records."
+        )
+    return 0
+
+
+def _stdout_console() -> Any:
+    """Tables go to stdout (rich); without rich, the command prints JSON instead."""
+    try:
+        from rich.console import Console
+    except ImportError:
+        return None
+    return Console(highlight=False)
+
+
+def _print_json(data: Any) -> None:
+    import orjson
+
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _stats_table(out: Any, topic: str, rows: list[Any], now: int) -> None:
+    from rich.table import Table
+
+    from shadowtap.deadletters import AGE_BUCKETS, human_age
+
+    t = Table(title=f"{topic}: {sum(r.count for r in rows):,} records")
+    for column in ("stage", "reason", "group", "records"):
+        t.add_column(column, justify="right" if column == "records" else "left")
+    for bucket, _ in AGE_BUCKETS:
+        t.add_column(bucket, justify="right")
+    for column in ("oldest", "newest", "redriven"):
+        t.add_column(column, justify="right")
+    for r in rows:
+        t.add_row(
+            r.stage or "?",
+            r.reason or "?",
+            r.group,
+            f"{r.count:,}",
+            *(f"{r.ages[b]:,}" if r.ages[b] else "" for b, _ in AGE_BUCKETS),
+            human_age((now - r.oldest_ms) // 1000),
+            human_age((now - r.newest_ms) // 1000),
+            f"{r.redriven:,}" if r.redriven else "",
+        )
+    out.print(t)
+
+
+def _list_table(out: Any, topic: str, lines: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    from shadowtap.deadletters import human_age
+
+    t = Table(title=f"{topic}: the {len(lines)} newest records (show one: shadowtap dlq show REF)")
+    for column in ("ref", "age", "stage", "reason", "group / target", "source", "record id"):
+        t.add_column(column)
+    t.add_column("redriven")
+    for line in lines:
+        where = f"{line['group']} / {line['target']}" if line["group"] else ""
+        t.add_row(
+            line["ref"],
+            human_age(line["age_s"]),
+            line["stage"] or "?",
+            line["reason"] or "?",
+            where,
+            line["source"],
+            line["record_id"],
+            line["redriven"],
+        )
+    out.print(t)
+
+
+def _show_table(out: Any, shown: list[dict[str, Any]], sensitive: bool) -> None:
+    from rich.table import Table
+
+    from shadowtap.deadletters import human_age
+
+    if sensitive and any(s["stage"] != "replayer" for s in shown):
+        console().print("[red]showing unscrubbed production data[/red]")
+    for s in shown:
+        t = Table(title=f"DLQ record {s['ref']} ({s['dlq']})", show_header=False)
+        t.add_column("field", style="bold")
+        t.add_column("value", overflow="fold")
+        src = s["source"]
+        rows = [
+            ("written", f"{s['written']} ({human_age(s['age_s'])} ago)"),
+            ("stage", s["stage"]),
+            ("reason", s["reason"]),
+            ("error", s["error"] if s["error"] is not None else "[dim]hidden[/dim]"),
+            ("source", f"{src['topic']} partition {src['partition']} offset {src['offset']}"),
+        ]
+        if "group" in s:
+            rows += [("target", s["target"]), ("group", s["group"]), ("attempts", s["attempts"])]
+        rows += [("key", s["key"]), ("record id", s["record_id"])]
+        marker = s["redriven"]
+        if marker is not None:
+            where = (
+                f"{marker['to']} partition {marker['partition']} offset {marker['offset']}"
+                if marker["state"] == "done"
+                else f"{marker['to']} (in doubt: a redrive stopped while sending it)"
+            )
+            rows.append(("redriven", where))
+        for name, value in s["record"].items():
+            text = value if isinstance(value, str) else _compact(value)
+            rows.append((f"record.{name}", text))
+        for name, value in rows:
+            t.add_row(name, str(value), end_section=name == "record id")
+        out.print(t)
+        if s.get("hidden"):
+            out.print(
+                "[dim]hidden: "
+                + ", ".join(s["hidden"])
+                + " — a processor-stage record is unscrubbed production data; "
+                "--show-sensitive shows them[/dim]"
+            )
+
+
+def _compact(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+def _add_dlq(sub: Any, common: argparse.ArgumentParser) -> None:
+    dlq = sub.add_parser("dlq", help="work the dead-letter topic: stats, list, show, redrive")
+    actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dlq_common = argparse.ArgumentParser(add_help=False, parents=[common])
+    dlq_common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    since_help = "only records written since: an age (30m, 2h, 7d) or an ISO 8601 time"
+
+    stats = actions.add_parser(
+        "stats", parents=[dlq_common], help="counts by stage, reason, group and age"
+    )
+    stats.add_argument("--since", help=since_help)
+
+    listing = actions.add_parser("list", parents=[dlq_common], help="the newest records")
+    listing.add_argument("--since", help=since_help)
+    listing.add_argument("--reason", action="append", help="only this reason (repeatable)")
+    listing.add_argument("--stage", choices=["processor", "replayer"], help="only this stage")
+    listing.add_argument("--group", help="only this replayer group")
+    listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+
+    show = actions.add_parser(
+        "show", parents=[dlq_common], help="why one record failed and where it came from"
+    )
+    show.add_argument("id", help="PARTITION:OFFSET in the DLQ (as list prints), or a record id")
+    show.add_argument(
+        "--show-sensitive",
+        action="store_true",
+        help="also print a processor-stage record's unscrubbed path, headers, bodies and error",
+    )
+
+    redrive = actions.add_parser(
+        "redrive",
+        parents=[dlq_common],
+        help="send records back where they failed (preview unless --execute)",
+    )
+    redrive.add_argument(
+        "--reason", action="append", required=True, help="records of this reason (repeatable)"
+    )
+    redrive.add_argument("--since", help=since_help)
+    redrive.add_argument("--stage", choices=["processor", "replayer"], help="only this stage")
+    redrive.add_argument("--group", help="only records that failed in this replayer group")
+    redrive.add_argument(
+        "--execute", action="store_true", help="send them (without it: only a preview)"
+    )
+    redrive.add_argument("--batch", type=int, default=500, help="records per batch (500)")
+    dlq.set_defaults(handler=_dlq)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="TOML settings file (default: $SHADOWTAP_CONFIG)")
@@ -214,6 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default off)")
     replay.add_argument("--loglevel", default="info", help="log level (default: info)")
     replay.set_defaults(handler=_replay)
+
+    _add_dlq(sub, common)
 
     topics = sub.add_parser("topics", parents=[common], help="create or describe the topics")
     topics.add_argument("action", choices=["create", "describe"])

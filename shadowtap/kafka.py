@@ -11,6 +11,7 @@ compression are configured in one place::
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -147,7 +148,27 @@ def create_topics(
                     result[name] = "exists"
                 else:
                     raise KafkaError(f"could not create topic {name}: {exc}") from exc
+        _await_visible(admin, [s.name for s in wanted], timeout)
     return result
+
+
+def _await_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Wait until the broker's metadata shows newly created topics.
+
+    A consumer that subscribes to a topic its broker does not show yet finds it only at its
+    next metadata refresh (``topic.metadata.refresh.interval.ms``, five minutes).
+    """
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while True:
+            found = _metadata(admin, timeout).topics.get(name)
+            if found is not None and found.error is None and found.partitions:
+                break
+            if time.monotonic() > deadline:
+                raise KafkaError(
+                    f"topic {name} was created but is not visible after {timeout:.0f}s"
+                )
+            time.sleep(0.05)
 
 
 @dataclass(frozen=True, slots=True)
