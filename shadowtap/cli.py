@@ -311,7 +311,7 @@ def _list_table(out: Any, topic: str, lines: list[dict[str, Any]]) -> None:
 
     t = Table(title=f"{topic}: the {len(lines)} newest records (show one: shadowtap dlq show REF)")
     for column in ("ref", "age", "stage", "reason", "group / target", "source", "record id"):
-        t.add_column(column)
+        t.add_column(column, overflow="fold")
     t.add_column("redriven")
     for line in lines:
         where = f"{line['group']} / {line['target']}" if line["group"] else ""

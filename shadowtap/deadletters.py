@@ -52,6 +52,14 @@ from shadowtap.kafka import make_consumer
 _READER_GROUP = "shadowtap-dlq-tools"
 AGE_BUCKETS = (("<1h", 3600), ("<1d", 86_400), ("<7d", 7 * 86_400), (">=7d", None))
 _PREVIEW = 2000  # characters of a body shown by ``show``
+# What a partition answers for a moment after its topic was created or its leader moved.
+_SETTLING = frozenset(
+    {
+        RdKafkaError.NOT_LEADER_FOR_PARTITION,
+        RdKafkaError.LEADER_NOT_AVAILABLE,
+        RdKafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +131,7 @@ def scan(
     try:
         ends = _ends(consumer, topic, timeout_s)
         wanted = sorted(ends if partitions is None else set(partitions) & set(ends))
-        begins = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout_s)[0]
-            for p in wanted
-        }
+        begins = {p: _watermarks(consumer, topic, p, timeout_s)[0] for p in wanted}
         if starts is not None:
             begins = {p: max(begins[p], starts.get(p, begins[p])) for p in wanted}
         if since_ms is not None and wanted:
@@ -142,7 +147,8 @@ def scan(
         consumer.assign([TopicPartition(topic, p, begins[p]) for p in sorted(pending)])
         quiet_since = time.monotonic()
         while pending:
-            messages: list[Any] = consumer.consume(500, 0.5)
+            # consume() waits its whole timeout unless 500 records are there: keep it short
+            messages: list[Any] = consumer.consume(500, 0.05)
             if not messages and time.monotonic() - quiet_since > timeout_s:
                 raise KafkaError(f"reading {topic} stalled: nothing for {timeout_s:.0f}s")
             for msg in messages:
@@ -192,10 +198,22 @@ def _ends(consumer: Any, topic: str, timeout_s: float) -> dict[int, int]:
     found = consumer.list_topics(topic, timeout_s).topics.get(topic)
     if found is None or found.error is not None:
         raise KafkaError(f"topic {topic} does not exist (create it with `shadowtap topics create`)")
-    return {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout_s)[1]
-        for p in found.partitions
-    }
+    return {p: _watermarks(consumer, topic, p, timeout_s)[1] for p in found.partitions}
+
+
+def _watermarks(consumer: Any, topic: str, partition: int, timeout_s: float) -> tuple[int, int]:
+    """A partition's first and end offsets, retried while a new topic's leader settles."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout_s)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            settling = error is not None and (error.code() in _SETTLING or error.retriable())
+            if not settling or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def letters(settings: Settings, since_ms: int | None = None) -> Iterator[Letter]:
