@@ -11,7 +11,25 @@ A Kafka record's value is one envelope encoded with orjson::
 
 Header names and values are ``str``; raw bytes from ASGI are decoded as latin-1, which is
 lossless (every byte maps to one code point) and what WSGI does too. ``body`` is absent when
-empty. Unknown fields are ignored so that v1 can grow; an unknown major version is refused.
+empty.
+
+How the wire format changes (envelopes here, result records in shadowtap.replayers.results,
+DLQ headers in shadowtap.dlq), so that stages can be upgraded one at a time, in any order:
+
+- ``v`` is the major version. Within it, a change only adds an optional field: readers
+  ignore fields they do not know, and a field a reader does not find takes its default.
+  A new field is written only when set (as ``body`` is), so a record that does not use it
+  keeps the same bytes. Every change in the issues that follow is of this kind: results gain
+  ``incomplete`` (a body not read or truncated), the production response, a signature…
+- Never rename, remove or retype a field, or change what a value means, within a version.
+- A reader accepts records one major version older (vN reads vN-1) and refuses a newer one
+  with EnvelopeError ``unsupported-version``: the record goes to the DLQ with that reason,
+  nothing is lost, and ``shadowtap dlq redrive`` sends it back once readers are upgraded.
+- The processor writes only the fields it knows: it cannot scrub what it does not know, so
+  it never passes an unknown field on to the mirror. A new field reaches the replayers once
+  the processor is upgraded; upgrade readers before the writers that start using it.
+- tests/fixtures/wire holds records as written today; they are never edited. A change adds
+  fixtures and keeps tests/unit/test_wire.py passing on the old ones.
 """
 
 from __future__ import annotations

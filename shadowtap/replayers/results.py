@@ -10,6 +10,8 @@ orjson::
 
 ``status`` is null when no response came (``error_kind``: connect, timeout, disconnected,
 protocol, blocked). The diff stage pairs these with the envelope's recorded ``response``.
+Fields are added, never changed, as for envelopes (see shadowtap.envelope): unknown fields
+are ignored and a new one is written only when set.
 """
 
 from __future__ import annotations
