@@ -171,6 +171,7 @@ def _dlq(args: argparse.Namespace) -> int:
     from shadowtap import deadletters as dl
 
     settings = load_settings(args)
+    topic = settings.topics.dlq
     since = dl.parse_since(args.since) if getattr(args, "since", None) else None
     selection = dl.Selection(
         reasons=frozenset(getattr(args, "reason", None) or ()),
@@ -181,10 +182,16 @@ def _dlq(args: argparse.Namespace) -> int:
     table = None if args.json else _stdout_console()
     if args.action == "redrive":
         return _redrive(settings, selection, args, table)
-    marks = dl.markers(settings)
     now = time.time_ns() // 1_000_000
+    with _busy(f"reading {topic}…"):
+        marks = dl.markers(settings)
+        if args.action == "show":
+            found = dl.find(settings, args.id)
+        elif args.action == "stats":
+            rows = dl.stats(dl.letters(settings, since), marks, now)
+        else:
+            newest = dl.newest(dl.letters(settings, since), selection, args.limit)
     if args.action == "show":
-        found = dl.find(settings, args.id)
         shown = [
             dl.describe(x, marks.get(x.coordinates), show_sensitive=args.show_sensitive)
             for x in found
@@ -194,45 +201,45 @@ def _dlq(args: argparse.Namespace) -> int:
         else:
             _show_table(table, shown, args.show_sensitive)
         if not found:
-            console().print(f"no DLQ record {args.id!r} in {settings.topics.dlq}")
+            console().print(f"no DLQ record {args.id!r} in {topic}")
         return 0 if found else 1
     if args.action == "stats":
-        rows = dl.stats(dl.letters(settings, since), marks, now)
         if table is None:
-            _print_json(
-                {
-                    "topic": settings.topics.dlq,
-                    "records": sum(r.count for r in rows),
-                    "counts": [r.to_json() for r in rows],
-                }
-            )
+            counts = [r.to_json() for r in rows]
+            _print_json({"topic": topic, "records": sum(r.count for r in rows), "counts": counts})
         else:
-            _stats_table(table, settings.topics.dlq, rows, now)
+            _stats_table(table, topic, rows, now)
         return 0
-    newest = dl.newest(dl.letters(settings, since), selection, args.limit)
     lines = [dl.summary(x, marks, now) for x in newest]
     if table is None:
-        _print_json({"topic": settings.topics.dlq, "records": lines})
+        _print_json({"topic": topic, "records": lines})
     else:
-        _list_table(table, settings.topics.dlq, lines)
+        _list_table(table, topic, lines)
     return 0
+
+
+def _busy(doing: str) -> Any:
+    """A spinner on stderr while a command reads (nothing without rich or a terminal)."""
+    out = console()
+    if hasattr(out, "status"):
+        return out.status(doing)
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def _redrive(settings: Settings, selection: Any, args: argparse.Namespace, table: Any) -> int:
     from shadowtap.redrive import Redrive
 
-    out = console()
-    if args.execute and hasattr(out, "status"):
-        with out.status("redriving…") as status:
-            report = Redrive(
-                settings,
-                selection,
-                execute=True,
-                batch=args.batch,
-                on_sent=lambda n: status.update(f"redriving… {n:,} sent"),
-            ).run()
-    else:
-        report = Redrive(settings, selection, execute=args.execute, batch=args.batch).run()
+    doing = "redriving" if args.execute else "reading"
+    with _busy(f"{doing} {settings.topics.dlq}…") as status:
+        report = Redrive(
+            settings,
+            selection,
+            execute=args.execute,
+            batch=args.batch,
+            on_sent=None if status is None else lambda n: status.update(f"redriving… {n:,} sent"),
+        ).run()
     if table is None:
         _print_json(report.to_json())
         return 0

@@ -25,9 +25,9 @@ DLQ headers in shadowtap.dlq), so that stages can be upgraded one at a time, in 
 - A reader accepts records one major version older (vN reads vN-1) and refuses a newer one
   with EnvelopeError ``unsupported-version``: the record goes to the DLQ with that reason,
   nothing is lost, and ``shadowtap dlq redrive`` sends it back once readers are upgraded.
-- The processor writes only the fields it knows: it cannot scrub what it does not know, so
-  it never passes an unknown field on to the mirror. A new field reaches the replayers once
-  the processor is upgraded; upgrade readers before the writers that start using it.
+- The processor writes only the envelope fields it knows: it cannot scrub what it does not
+  know, so it never passes an unknown field on to the mirror. A new field reaches the
+  replayers once the processor is upgraded: upgrade readers before the writers that use it.
 - tests/fixtures/wire holds records as written today; they are never edited. A change adds
   fixtures and keeps tests/unit/test_wire.py passing on the old ones.
 """
