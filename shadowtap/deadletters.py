@@ -440,10 +440,8 @@ def describe(
         else:
             out["hidden"] = ["value", "error"]
         return out
-    if reveal:
-        out["record"] = _whole(env)
-    else:
-        out["record"] = _harmless(env)
+    out["record"] = _record(env, reveal)
+    if not reveal:
         out["hidden"] = [
             "path",
             "query",
@@ -457,34 +455,8 @@ def describe(
     return out
 
 
-def _whole(env: Envelope) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "decodes": True,
-        "id": env.id,
-        "captured": iso(env.ts),
-        "source": env.source,
-        "method": env.method,
-        "url": f"{env.scheme}://{env.host}{env.target}",
-        "headers": [list(h) for h in env.headers],
-        "body": _preview(env.body),
-        "body_size": env.body_size,
-        "truncated": env.truncated,
-        "client": env.client,
-        "meta": env.meta,
-    }
-    if env.response is not None:
-        r = env.response
-        out["response"] = {
-            "status": r.status,
-            "headers": [list(h) for h in r.headers],
-            "body": _preview(r.body),
-            "body_size": r.body_size,
-            "duration_ms": r.duration_ms,
-        }
-    return out
-
-
-def _harmless(env: Envelope) -> dict[str, Any]:
+def _record(env: Envelope, reveal: bool) -> dict[str, Any]:
+    """The envelope's fields that cannot be personal, and the others when ``reveal``."""
     out: dict[str, Any] = {
         "decodes": True,
         "id": env.id,
@@ -492,12 +464,28 @@ def _harmless(env: Envelope) -> dict[str, Any]:
         "source": env.source,
         "method": env.method,
         "host": env.host,
-        "header_names": [name for name, _ in env.headers],
         "body_size": env.body_size,
         "truncated": env.truncated,
     }
-    if env.response is not None:
-        out["response"] = {"status": env.response.status, "body_size": env.response.body_size}
+    if reveal:
+        out |= {
+            "url": f"{env.scheme}://{env.host}{env.target}",
+            "headers": [list(h) for h in env.headers],
+            "body": _preview(env.body),
+            "client": env.client,
+            "meta": env.meta,
+        }
+    else:
+        out["header_names"] = [name for name, _ in env.headers]
+    r = env.response
+    if r is not None:
+        out["response"] = {"status": r.status, "body_size": r.body_size}
+        if reveal:
+            out["response"] |= {
+                "headers": [list(h) for h in r.headers],
+                "body": _preview(r.body),
+                "duration_ms": r.duration_ms,
+            }
     return out
 
 

@@ -18,14 +18,14 @@ import pytest
 from aiohttp import web
 
 from shadowtap import dlq
-from shadowtap.config import ReplayerSettings, Settings
+from shadowtap.config import Settings
 from shadowtap.deadletters import Letter, describe
 from shadowtap.envelope import decode, encode
 from shadowtap.errors import EnvelopeError
 from shadowtap.processors.pipeline import Pipeline, dlq_headers
 from shadowtap.replayers import results
-from shadowtap.replayers.policy import Policy, deliver, make_sender
-from shadowtap.replayers.rewrite import Rewriter
+from shadowtap.replayers.policy import deliver, make_sender
+from shadowtap.replayers.worker import Replayer
 
 WIRE = Path(__file__).parent.parent / "fixtures" / "wire"
 TODAY = [
@@ -157,12 +157,15 @@ async def test_the_replayer_delivers_them_and_records_the_result(
     pipeline: Pipeline, target: Target, name: str
 ) -> None:
     env = decode(pipeline.process(_bytes(name)).value)  # what a replayer reads from the mirror
-    rs = ReplayerSettings(target=target.url + "/shadow", target_name="staging")
-    rewriter = Rewriter(rs)
-    assert rewriter.blocked(env) is None
-    sender = make_sender(rs)
+    replayer = Replayer(
+        Settings.load(
+            env={}, overrides={"replayer": {"target": target.url + "/shadow", "group": "stg"}}
+        )
+    )
+    assert replayer.rewriter.blocked(env) is None
+    sender = make_sender(replayer.settings.replayer)
     try:
-        delivery = await deliver(sender, rewriter.rewrite(env), Policy.from_settings(rs))
+        delivery = await deliver(sender, replayer.rewriter.rewrite(env), replayer.policy)
     finally:
         await sender.aclose()
     assert delivery.status == 200 and not delivery.error_kind
@@ -171,20 +174,10 @@ async def test_the_replayer_delivers_them_and_records_the_result(
     assert headers["X-Shadowtap-Id"] == headers["Idempotency-Key"] == env.id
     assert body == env.body
 
-    result = results.Result(
-        id=env.id,
-        target="staging",
-        group="staging",
-        method=env.method,
-        path=env.path,
-        status=delivery.status,
-        headers=delivery.headers or [],
-        body=delivery.body,
-        body_size=delivery.body_size,
-        duration_ms=round(delivery.duration_ms, 3),  # as written
-        attempts=delivery.attempts,
-    )
-    assert results.decode(results.encode(result)) == result
+    written = results.encode(replayer._result(env, delivery))
+    read = results.decode(written)
+    assert (read.id, read.group, read.status, read.body) == (env.id, "stg", 200, b"ok")
+    assert results.encode(read) == written
 
 
 # -- results --------------------------------------------------------------------------------
