@@ -279,15 +279,16 @@ def markers(settings: Settings) -> dict[str, Marker]:
         key = (msg.key() or b"").decode("utf-8", "replace")
         if not key.startswith(prefix):
             continue
-        marker = _marker(msg.value())
-        if marker is None:  # a tombstone or a record this version cannot read
+        marker = parse_marker(msg.value())
+        if marker is None:
             out.pop(key, None)
         else:
             out[key] = marker
     return out
 
 
-def _marker(value: bytes | None) -> Marker | None:
+def parse_marker(value: bytes | None) -> Marker | None:
+    """A marker record's value, or None for a tombstone or one this version cannot read."""
     try:
         raw = orjson.loads(value or b"")
         return Marker(

@@ -64,7 +64,13 @@ from shadowtap.deadletters import (
 )
 from shadowtap.envelope import decode, kafka_headers
 from shadowtap.errors import ConfigError, EnvelopeError, KafkaError
-from shadowtap.kafka import create_topics, make_admin, make_producer, retry_topic_spec
+from shadowtap.kafka import (
+    create_topics,
+    make_admin,
+    make_producer,
+    retry_topic_spec,
+    topic_specs,
+)
 
 BATCH = 500
 _FLUSH_S = 60.0
@@ -149,6 +155,10 @@ class Redrive:
         self._checked: set[Route] = set()
 
     def run(self) -> Report:
+        if self.execute:  # never let the broker auto-create it uncompacted
+            topics = self.settings.topics
+            specs = [s for s in topic_specs(topics) if s.name == topics.redriven]
+            create_topics(self.settings, specs=specs)
         marks = markers(self.settings)
         in_doubt = {c: m for c, m in marks.items() if m.state == "sending"}
         arrived = self._arrived(in_doubt)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shadowtap import dlq
 from shadowtap.config import Settings
@@ -14,6 +18,7 @@ from shadowtap.deadletters import (
     describe,
     human_age,
     newest,
+    parse_marker,
     parse_since,
     stats,
 )
@@ -23,6 +28,7 @@ from shadowtap.redrive import Route, redriven_headers, route
 
 NOW = 1_732_400_000_000
 HOUR = 3_600_000
+MARKER_KEYS = ["state", "to", "at", "partition", "offset", "from", "0", "1"]
 SECRETS = ("jane@example.com", "555-0142", "10.1.2.3", "s3cr3t", "card-4111", "bug quoting")
 
 
@@ -171,3 +177,36 @@ def test_a_redriven_record_says_where_it_came_from() -> None:
     assert redriven_headers(_letter(dlq.REPLAYER, b"{}")) == [
         ("shadowtap-redriven-from", b"dlq:0:0")
     ]
+
+
+@given(
+    st.binary(max_size=200)
+    | st.builds(
+        orjson.dumps,
+        st.recursive(
+            st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10),
+            lambda c: (
+                st.lists(c, max_size=3)
+                | st.dictionaries(st.sampled_from(MARKER_KEYS), c, max_size=5)
+            ),
+            max_leaves=8,
+        ),
+    )
+)
+def test_any_marker_value_is_read_or_skipped(value: bytes) -> None:
+    marker = parse_marker(value)
+    assert marker is None or isinstance(marker, Marker)
+
+
+@given(st.text(max_size=40))
+def test_since_takes_any_text_or_says_why_not(text: str) -> None:
+    with contextlib.suppress(ConfigError):
+        assert isinstance(parse_since(text, NOW), int)
+
+
+def test_markers_round_trip() -> None:
+    for marker in (
+        Marker("sending", "shadowtap.captured", NOW, starts={0: 5, 2: 7}),
+        Marker("done", "shadowtap.retry.g", NOW, partition=2, offset=8),
+    ):
+        assert parse_marker(orjson.dumps(marker.to_json())) == marker

@@ -78,3 +78,8 @@ def test_the_contract_imports_no_stage() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['shadowtap.dlq']"
+
+
+@given(st.lists(st.tuples(text, st.none() | st.binary(max_size=20) | text), max_size=12))
+def test_any_headers_parse(raw: list[tuple[str, bytes | str | None]]) -> None:
+    assert isinstance(dlq.parse(raw), dlq.DeadLetter)

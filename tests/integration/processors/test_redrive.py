@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -21,10 +22,13 @@ PHONE = "+1 373-770-2176"
 
 def test_dead_letters_hide_unscrubbed_values_and_a_redrive_reaches_the_mirror_once(
     settings: Settings,
+    processor_env: dict[str, str],
     start_worker: Callable[..., Worker],
     reader: Callable[[list[str]], Reader],
     tmp_path: Path,
 ) -> None:
+    group = processor_env["SHADOWTAP_PROCESSOR_GROUP"]  # the worker's, for redrive's checks
+    settings = replace(settings, processor=replace(settings.processor, group=group))
     unreadable = Envelope(
         method="POST",
         path=f"/users/{EMAIL}/orders",
@@ -77,7 +81,7 @@ def test_dead_letters_hide_unscrubbed_values_and_a_redrive_reaches_the_mirror_on
         }
     ]
     sent = dlq_json(settings, tmp_path, "redrive", "--reason", "internal-error", "--execute")
-    assert sent["sent"] == 1
+    assert sent["sent"] == 1 and sent["warnings"] == []  # the processor's group reads it
     out.until(lambda _: fixed.id in out.ids[settings.topics.mirror], worker)
     again = dlq_json(settings, tmp_path, "redrive", "--reason", "internal-error", "--execute")
     assert (again["sent"], again["already_redriven"]) == (0, 1)
