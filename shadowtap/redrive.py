@@ -37,7 +37,9 @@ the destination from the offsets in that marker for records whose ``shadowtap-re
 names it: a record found there is marked ``done`` and not sent again; one not found is sent.
 So a crash duplicates nothing. What is left: a redriven copy that the destination's
 retention deleted before the next run is sent again (it was consumed long before), and two
-redrives of one DLQ at the same moment can both send a record: run one at a time.
+redrives of one DLQ at the same moment can both send a record: run one at a time. Markers
+name DLQ records by topic, partition and offset: a DLQ topic deleted and created again
+starts its offsets over, so delete its marker topic with it.
 """
 
 from __future__ import annotations
