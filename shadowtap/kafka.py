@@ -89,7 +89,7 @@ class TopicSpec:
 def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
     """The topics of DESIGN.md with their configured size and retention.
 
-    The redrive markers (shadowtap.deadletters) outlive the DLQ records they mark.
+    The redrive markers (shadowtap.redrive) outlive the DLQ records they mark.
     """
 
     def spec(name: str, hours: float) -> TopicSpec:

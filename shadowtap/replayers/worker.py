@@ -13,7 +13,7 @@ Usage::
 Run N workers with one ``group`` and Kafka spreads the partitions; another group (a DR
 site) gets all the traffic again. Each worker also reads its group's retry topic
 (``topics.retry_prefix`` + group, created at start if missing), where ``shadowtap dlq
-redrive`` sends records that failed for this group only (shadowtap.deadletters).
+redrive`` sends records that failed for this group only (shadowtap.redrive).
 
 Settings, section ``[replayer]`` (``SHADOWTAP_REPLAYER_*``):
 
@@ -132,7 +132,7 @@ class Replayer:
             raise ConfigError("replayer.max_in_flight must be at least 1")
         self.max_buffered = rs.max_buffered or rs.max_in_flight * 8
         # Records ``shadowtap dlq redrive`` sends back to this group only (see
-        # shadowtap.deadletters); read beside the mirror topic.
+        # shadowtap.redrive); read beside the mirror topic.
         self.retry_topic = settings.topics.retry(rs.group)
         self.metrics = metrics or Metrics()
         # An injected client is the caller's to close; our own sender is ours.
