@@ -112,11 +112,10 @@ class Collector:
         request_id = new_id()
         wanted = wanted and cap.admits(request_id)
         length = header_value(headers, "content-length")
-        copy = BodyCopy(
-            cap.max_request_body
-            if wanted and cap.wants_body(header_value(headers, "content-type"))
-            else -1,
+        copy = cap.request_copy(
             int(length) if length is not None else None,
+            chunked=header_value(headers, "transfer-encoding") is not None,
+            content_type=header_value(headers, "content-type") if wanted else "-",
         )
         if "chunked" in (header_value(headers, "transfer-encoding") or "").lower():
             await _read_chunked(reader, copy)
@@ -162,7 +161,7 @@ class Collector:
                 request_id=request_id, ts=ts, method=method,
                 scheme=header_value(headers, "x-forwarded-proto") or "http",
                 host=host, path=path, query=query, headers=headers,
-                body=copy.value(), body_size=copy.size, truncated=copy.truncated,
+                request=copy,
                 client=client, response=None, meta=meta,
             )  # fmt: skip
 
