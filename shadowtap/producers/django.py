@@ -116,17 +116,18 @@ class ShadowtapDjangoMiddleware:
             environ = request.META
             headers: Headers = request_headers(environ)
             declared = parse_length(environ.get("CONTENT_LENGTH"))
+            chunked = "HTTP_TRANSFER_ENCODING" in environ
             copy = cap.request_copy(
-                declared,
-                chunked="HTTP_TRANSFER_ENCODING" in environ,
-                content_type=environ.get("CONTENT_TYPE"),
+                declared, chunked=chunked, content_type=environ.get("CONTENT_TYPE")
             )
             # Django keeps the body it read in ``_body``; read as a stream, it is not there.
+            # Under WSGI it reads a chunked body without Content-Length as empty.
             body: bytes | None = getattr(request, "_body", None)
             if body is not None:
                 copy.add(body)
             short = body is not None and declared is not None and len(body) < declared
-            copy.finish(whole=body is not None and not short, disconnected=short)
+            unread = body is None or (chunked and declared is None and not body)
+            copy.finish(whole=not (unread or short), disconnected=short)
             cap.publish(
                 request_id=request_id,
                 ts=ts,
