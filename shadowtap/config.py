@@ -102,6 +102,7 @@ class CaptureSettings:
     log_interval_s: float = 60.0
     collector_secret: str = ""
     collector_secret_header: str = "X-Shadowtap-Secret"
+    collector_metrics_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)

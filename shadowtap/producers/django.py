@@ -14,9 +14,10 @@ so it sees the final response.
 Django hands middleware a parsed request, so the body is copied only if the app read it
 (``request.body``); a body the app never read, or read as a stream, is not read here and
 the record says so with its declared size (``meta.request_body_skipped = "not-read"``, the
-marking every adapter uses: see :mod:`shadowtap.producers.core`). Streaming and file responses pass through untouched and
-are captured without their body. For byte-exact headers wrap the WSGI/ASGI application
-with :mod:`shadowtap.producers.wsgi` or :mod:`shadowtap.producers.asgi` instead.
+marking every adapter uses: see :mod:`shadowtap.producers.core`). Streaming and file
+responses pass through untouched and are captured without their body. For byte-exact
+headers wrap the WSGI/ASGI application with :mod:`shadowtap.producers.wsgi` or
+:mod:`shadowtap.producers.asgi` instead.
 """
 
 from __future__ import annotations
