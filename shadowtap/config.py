@@ -290,6 +290,8 @@ class ReplayerSettings:
     ca_file: str = ""
     transport: Literal["aiohttp", "httpx-aiohttp", "httpx"] = "aiohttp"
     http2: bool = False
+    # records whose request body is not all there: "skip" them, or "send" what they have
+    incomplete: Literal["skip", "send"] = "skip"
     # results, commits, shutdown
     results: bool = True
     result_body_limit: int = 4096
