@@ -54,16 +54,17 @@ def _run(collector: Collector, raw: bytes, *, split: int = 0, eof: bool = True) 
     return asyncio.run(runner())
 
 
-def test_keep_alive_requests_with_length_and_chunked_bodies(recorder: Recorder) -> None:
+@pytest.mark.parametrize("split", [0, 1, 7], ids=["whole", "bytes", "pieces"])
+def test_keep_alive_requests_with_length_and_chunked_bodies(recorder: Recorder, split: int) -> None:
     raw = (
         b"POST /api/orders?a=1&a=2 HTTP/1.1\r\nHost: shop-shadow\r\n"
         b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
         b'Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{"a":1}'
         b"PUT /b HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
         b"GET /c HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n"
     )
-    answer = _run(Collector(recorder.capturer), raw)
+    answer = _run(Collector(recorder.capturer), raw, split=split)
     assert answer.count(b"HTTP/1.1 204 No Content") == 3
     first, second, third = recorder.envelopes
     assert (first.method, first.path, first.query, first.host, first.client, first.body) == (
@@ -73,6 +74,7 @@ def test_keep_alive_requests_with_length_and_chunked_bodies(recorder: Recorder) 
     assert first.meta == {"capture": "collector", "unshadowed_host": True}
     assert first.response is None
     assert (second.method, second.body, second.body_size) == ("PUT", b"abcde", 5)
+    assert all(k.lower() != "x-trailer" for k, _ in second.headers)  # trailers are not kept
     assert third.method == "GET" and third.body == b""
 
 
@@ -183,31 +185,6 @@ def test_what_rfc_9112_rejects_gets_400_is_counted_and_never_recorded(
     assert recorder.capturer.metrics.dropped == {f"rejected-{reason}": 1}
 
 
-def test_request_split_into_single_bytes_is_read_whole(recorder: Recorder) -> None:
-    raw = (
-        b"POST /split?x=1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"2;ext=1\r\nab\r\n1\r\nc\r\n0\r\nX-Trailer: t\r\n\r\n"
-        b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-    )
-    answer = _run(Collector(recorder.capturer), raw, split=1)
-    assert answer.count(b"HTTP/1.1 204") == 2
-    first, second = recorder.envelopes
-    assert (first.path, first.query, first.body, first.body_size) == ("/split", "x=1", b"abc", 3)
-    assert all(k.lower() != "x-trailer" for k, _ in first.headers)  # trailers are not kept
-    assert second.path == "/next"
-
-
-def test_bytes_after_connection_close_are_ignored(recorder: Recorder) -> None:
-    raw = (
-        b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-        b"GET /ignored HTTP/1.1\r\nHost: a\r\n\r\n"
-    )
-    answer = _run(Collector(recorder.capturer), raw)
-    assert answer == b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
-    assert [e.path for e in recorder.envelopes] == ["/last"]
-    assert not recorder.capturer.metrics.dropped
-
-
 def test_connection_cut_mid_body_is_recorded_as_missing_and_mid_head_is_counted(
     recorder: Recorder,
 ) -> None:
@@ -222,17 +199,24 @@ def test_connection_cut_mid_body_is_recorded_as_missing_and_mid_head_is_counted(
     assert recorder.capturer.metrics.dropped["closed-mid-head"] == 1
 
 
-def test_upgrade_is_answered_and_ends_the_connection(recorder: Recorder) -> None:
-    raw = (
-        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-        b"\x81\x05hello"
-    )
-    answer = _run(Collector(recorder.capturer), raw)
+@pytest.mark.parametrize(
+    ("raw", "eof"),
+    [
+        (b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", True),
+        (b"GET /last HTTP/1.0\r\n\r\n", False),  # closed by us, not by the peer's EOF
+        (
+            b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+            b"\x81\x05hello",
+            True,
+        ),
+    ],
+    ids=["connection-close", "http-1.0", "upgrade"],
+)
+def test_a_request_that_ends_its_connection_is_answered_and_what_follows_ignored(
+    recorder: Recorder, raw: bytes, eof: bool
+) -> None:
+    then = b"GET /ignored HTTP/1.1\r\nHost: a\r\n\r\n" if eof else b""
+    answer = _run(Collector(recorder.capturer), raw + then, eof=eof)
     assert answer == b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
-    assert [e.path for e in recorder.envelopes] == ["/ws"]
-
-
-def test_http_1_0_without_keep_alive_is_answered_then_closed(recorder: Recorder) -> None:
-    answer = _run(Collector(recorder.capturer), b"GET /old HTTP/1.0\r\n\r\n", eof=False)
-    assert answer == b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
-    assert [e.path for e in recorder.envelopes] == ["/old"]
+    assert [e.path for e in recorder.envelopes] == ["/last"]
+    assert not recorder.capturer.metrics.dropped
