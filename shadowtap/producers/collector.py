@@ -53,7 +53,7 @@ from typing import Any
 from shadowtap.config import Settings
 from shadowtap.envelope import Headers, new_id
 from shadowtap.errors import ConfigError
-from shadowtap.producers.core import BodyCopy, Capturer, header_value, parse_length
+from shadowtap.producers.core import BodyCopy, Capturer, parse_length
 
 log = logging.getLogger("shadowtap.collect")
 
@@ -120,6 +120,12 @@ class Collector:
         capture = capturer.settings.capture
         self._secret = capture.collector_secret.encode()
         self._secret_header = capture.collector_secret_header.lower()
+        self._secret_key = self._secret_header.encode("latin-1")
+        # Headers a request's ``named`` keeps (see _Request).
+        self.named = frozenset(
+            {b"host", b"content-length", b"transfer-encoding", b"content-type",
+             b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto", self._secret_key}
+        )  # fmt: skip
         self.max_head = max_head
         self.forbidden = 0
         httptools = httptools_module()
@@ -135,11 +141,11 @@ class Collector:
         self.capturer.metrics.count_dropped(f"rejected-{reason}")
         log.debug("rejected a request: %s", reason)
 
-    def allowed(self, headers: Headers) -> bool:
+    def allowed(self, request: _Request) -> bool:
         """The shared secret, when one is configured, is there (compared in constant time)."""
         if not self._secret:
             return True
-        given = (header_value(headers, self._secret_header) or "").encode("latin-1")
+        given = request.named.get(self._secret_key, "").encode("latin-1")
         if hmac.compare_digest(given, self._secret):
             return True
         self.forbidden += 1
@@ -148,14 +154,16 @@ class Collector:
 
     def publish(self, request: _Request, body: BodyCopy, peer: str) -> None:
         with self.capturer.guard():
-            headers = [(k, v) for k, v in request.headers if k.lower() != self._secret_header]
-            host, shadowed = unshadow(header_value(headers, "host") or "")
+            named, headers = request.named, request.headers
+            if self._secret_key in named:
+                headers = [(k, v) for k, v in headers if k.lower() != self._secret_header]
+            host, shadowed = unshadow(named.get(b"host", ""))
             if shadowed:
                 headers = [(k, host if k.lower() == "host" else v) for k, v in headers]
-            forwarded = header_value(headers, "x-forwarded-for")
+            forwarded = named.get(b"x-forwarded-for")
             client = (
                 (forwarded.split(",")[0].strip() if forwarded else None)
-                or header_value(headers, "x-real-ip")
+                or named.get(b"x-real-ip")
                 or peer
             )
             meta: dict[str, object] = {"capture": "collector"}
@@ -164,7 +172,7 @@ class Collector:
             path, _, query = request.target.partition("?")
             self.capturer.publish(
                 request_id=request.id, ts=request.ts, method=request.method,
-                scheme=header_value(headers, "x-forwarded-proto") or "http",
+                scheme=named.get(b"x-forwarded-proto") or "http",
                 host=host, path=path, query=query, headers=headers, request=body,
                 client=client, response=None, meta=meta,
             )  # fmt: skip
@@ -181,12 +189,16 @@ class _Reject(Exception):
 class _Request:
     """One request as the parser hands it over."""
 
-    __slots__ = ("body", "headers", "id", "method", "target", "ts")
+    __slots__ = ("body", "headers", "hosts", "id", "method", "named", "target", "ts")
 
     def __init__(self) -> None:
         self.ts = time.time_ns() // 1_000_000
         self.target = ""
         self.headers: Headers = []
+        # The first value of each header the collector reads (lowercase name), so that no
+        # request's header list is searched more than once.
+        self.named: dict[bytes, str] = {}
+        self.hosts = 0
         self.method = ""
         self.id = ""
         self.body: BodyCopy | None = None  # a copy only for a captured request
@@ -281,8 +293,15 @@ class _Connection(asyncio.Protocol):
         if self.head_size > self.collector.max_head:
             raise _Reject("head-too-large")
         request = self.request
-        if request is not None and not self.in_body:  # trailer fields are not kept
-            request.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        if request is None or self.in_body:  # trailer fields are not kept
+            return
+        text = value.decode("latin-1")
+        request.headers.append((name.decode("latin-1"), text))
+        key = name.lower()
+        if key in self.collector.named:
+            if key == b"host":
+                request.hosts += 1
+            request.named.setdefault(key, text)
 
     def on_headers_complete(self) -> None:
         request = self.request
@@ -291,8 +310,7 @@ class _Connection(asyncio.Protocol):
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise _Reject("bad-version")
-        hosts = sum(1 for name, _ in request.headers if name.lower() == "host")
-        if hosts > 1 or (hosts == 0 and version == "1.1"):
+        if request.hosts > 1 or (request.hosts == 0 and version == "1.1"):
             raise _Reject("bad-host")  # RFC 9112 §3.2
         self.head_bytes = 0
         self.in_body = True
@@ -304,11 +322,11 @@ class _Connection(asyncio.Protocol):
             return
         request.id = new_id()
         if cap.admits(request.id):
-            headers = request.headers
+            named = request.named
             request.body = cap.request_copy(
-                parse_length(header_value(headers, "content-length")),
-                chunked=header_value(headers, "transfer-encoding") is not None,
-                content_type=header_value(headers, "content-type"),
+                parse_length(named.get(b"content-length")),
+                chunked=b"transfer-encoding" in named,
+                content_type=named.get(b"content-type"),
             )
 
     def on_body(self, body: bytes) -> None:
@@ -323,7 +341,7 @@ class _Connection(asyncio.Protocol):
         if request is None or transport is None:
             return
         keep_alive = self.parser.should_keep_alive()
-        if not self.collector.allowed(request.headers):
+        if not self.collector.allowed(request):
             transport.write(_FORBIDDEN)
         else:
             transport.write(_NO_CONTENT)
@@ -352,7 +370,7 @@ class _Connection(asyncio.Protocol):
             self.collector.capturer.metrics.count_dropped("closed-mid-head")
             return
         self.in_body = False
-        if request.body is not None and self.collector.allowed(request.headers):
+        if request.body is not None and self.collector.allowed(request):
             request.body.finish(whole=False, disconnected=True)
             self.collector.publish(request, request.body, self.peer)
 
