@@ -254,7 +254,7 @@ class _Connection(asyncio.Protocol):
             if not self.closing:  # bytes after ``Connection: close`` are ignored
                 self._reject(rejection_reason(str(exc)))
             return
-        if not self.in_body and self.head_bytes > collector.max_head:
+        if not self.in_body and not self.closing and self.head_bytes > collector.max_head:
             # Bounds memory while a head is still arriving; on_headers_complete checks the
             # exact size once it is whole.
             self._reject("head-too-large")
