@@ -28,7 +28,7 @@ reject gets ``400``, the connection is closed, nothing is recorded, and it is co
 ``rejected-<reason>``: ``conflicting-content-length`` (a repeated Content-Length),
 ``transfer-encoding-with-content-length``, ``bad-content-length``,
 ``bad-transfer-encoding`` (chunked not last, or unknown), ``bad-chunk`` (size or framing),
-``obs-fold`` (a folded header line), ``head-too-large`` (request line and headers over
+``obs-fold`` (a folded header line), ``head-too-large`` (target and header fields over
 64 KiB), ``bad-host`` (HTTP/1.1 without exactly one Host), ``bad-version`` (not HTTP/1.x),
 ``bad-request-line`` and ``malformed`` (anything else llhttp refuses). Which of two lengths
 frames a body decides where the next request starts (request smuggling): never guess.
@@ -215,7 +215,7 @@ class _Connection(asyncio.Protocol):
         self.request: _Request | None = None  # between its first byte and its last
         self.in_body = False
         self.head_bytes = 0  # bytes received while a head was incomplete
-        self.head_size = 0  # request line and header lines of the current head, exactly
+        self.head_size = 0  # target, header names and values of the current message
         self.url = b""
         self.closing = False
         self.linger: asyncio.TimerHandle | None = None
@@ -289,11 +289,11 @@ class _Connection(asyncio.Protocol):
         self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_size += len(name) + len(value) + 4  # ": " and CRLF
+        self.head_size += len(name) + len(value)
         if self.head_size > self.collector.max_head:
             raise _Reject("head-too-large")
         request = self.request
-        if request is None or self.in_body:  # trailer fields are not kept
+        if request is None or self.in_body:  # trailer fields are counted, not kept
             return
         text = value.decode("latin-1")
         request.headers.append((name.decode("latin-1"), text))
