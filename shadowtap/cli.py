@@ -134,7 +134,7 @@ def _collect(args: argparse.Namespace) -> int:
     from shadowtap.producers.collector import serve
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(load_settings(args), args.host, args.port))
+    asyncio.run(serve(load_settings(args), args.host, args.port, args.metrics_port or 0))
     return 0
 
 
@@ -458,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collect.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     collect.add_argument("--port", type=int, default=8787, help="listen port (default 8787)")
+    collect.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default off)")
     collect.add_argument("--loglevel", default="info", help="log level (default: info)")
     collect.set_defaults(handler=_collect)
 
@@ -490,13 +491,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escape(text: str) -> str:
+    """Brackets in a message (``[kafka]``, ``shadowtap[collector]``) are text, not markup."""
+    try:
+        from rich.markup import escape
+    except ImportError:
+        return text
+    return escape(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)
     except ShadowtapError as exc:
-        console().print(f"[red]error:[/red] {exc}")
+        console().print(f"[red]error:[/red] {_escape(str(exc))}")
         return 2
     except KeyboardInterrupt:
         return 130

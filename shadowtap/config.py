@@ -118,6 +118,7 @@ class CaptureSettings:
     log_interval_s: float = 60.0
     collector_secret: str = ""
     collector_secret_header: str = "X-Shadowtap-Secret"
+    collector_metrics_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +306,8 @@ class ReplayerSettings:
     ca_file: str = ""
     transport: Literal["aiohttp", "httpx-aiohttp", "httpx"] = "aiohttp"
     http2: bool = False
+    # records whose request body is not all there: "skip" them, or "send" what they have
+    incomplete: Literal["skip", "send"] = "skip"
     # results, commits, shutdown
     results: bool = True
     result_body_limit: int = 4096

@@ -11,8 +11,10 @@ hands every message on unchanged (nothing is read ahead), ``send`` is wrapped to
 status, headers and a bounded copy of the body, and the record is queued after the last
 body chunk has been sent. Websocket and lifespan scopes pass straight through; lifespan
 shutdown flushes the queue with a bounded timeout. App exceptions propagate untouched and
-the request is still captured (status 500 if no response had started). Settings are in
-:mod:`shadowtap.producers.core`.
+the request is still captured (status 500 if no response had started). A body the app did
+not read to its end, or that the client cut off, is recorded as missing with its declared
+size (``meta.request_body_skipped``), never as a complete body. Settings and that marking
+are in :mod:`shadowtap.producers.core`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from shadowtap.producers.core import (
     Capturer,
     content_length,
     header_value,
+    parse_length,
 )
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
@@ -98,7 +101,8 @@ class _Exchange:
 
     __slots__ = (
         "_receive", "_send", "cap", "disconnected", "error", "host", "raw_headers", "request",
-        "request_ok", "response", "response_headers", "scope", "started", "status", "t0", "ts",
+        "request_read", "response", "response_headers", "scope", "started", "status", "t0",
+        "ts",
     )  # fmt: skip
 
     def __init__(self, cap: Capturer, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,6 +114,7 @@ class _Exchange:
         self.t0 = time.perf_counter()
         self.raw_headers = scope.get("headers") or ()
         host = length = content_type = None
+        chunked = False
         for key, value in self.raw_headers:
             if len(key) == 4 and key.lower() == b"host":
                 host = value
@@ -117,11 +122,15 @@ class _Exchange:
                 length = value
             elif len(key) == 12 and key.lower() == b"content-type":
                 content_type = value
+            elif len(key) == 17 and key.lower() == b"transfer-encoding":
+                chunked = True
         self.host = host.decode("latin-1") if host is not None else _server(scope)
-        self.request_ok = cap.wants_body(
-            None if content_type is None else content_type.decode("latin-1")
+        self.request = cap.request_copy(
+            parse_length(length),
+            chunked=chunked,
+            content_type=None if content_type is None else content_type.decode("latin-1"),
         )
-        self.request = BodyCopy(cap.max_request_body if self.request_ok else -1, _int(length))
+        self.request_read = False
         self.response = BodyCopy(cap.max_response_body)
         self.response_headers: Headers = []
         self.status = 0
@@ -134,6 +143,8 @@ class _Exchange:
         try:
             if message["type"] == "http.request":
                 self.request.add(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self.request_read = True
             elif message["type"] == "http.disconnect":
                 self.disconnected = True
         except Exception:
@@ -170,11 +181,8 @@ class _Exchange:
                 meta["client_disconnected"] = True
             if self.error:
                 meta["app_error"] = self.error
-            if not self.request_ok:
-                meta["request_body_skipped"] = "content-type"
             request, response = self.request, self.response
-            if request.truncated and request.declared is not None:
-                request.size = max(request.size, request.declared)
+            request.finish(whole=self.request_read, disconnected=self.disconnected)
             client = scope.get("client")
             self.cap.publish(
                 request_id=request_id,
@@ -185,9 +193,7 @@ class _Exchange:
                 path=path,
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers],
-                body=request.value(),
-                body_size=request.size,
-                truncated=request.truncated,
+                request=request,
                 client=client[0] if client else "",
                 response=Response(
                     status=self.status if self.started else 500,
@@ -201,13 +207,6 @@ class _Exchange:
             )
         except Exception:
             self.cap.metrics.count_dropped("internal-error")
-
-
-def _int(value: bytes | None) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except ValueError:
-        return None
 
 
 def _server(scope: Scope) -> str:

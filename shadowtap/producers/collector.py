@@ -1,12 +1,13 @@
 """``shadowtap collect``: an HTTP sink for mirrored copies from nginx, Envoy and Istio.
 
-    shadowtap collect --port 8787 [--host 0.0.0.0] [--config shadowtap.toml]
+    pip install 'shadowtap[collector]'
+    shadowtap collect --port 8787 [--host 0.0.0.0] [--metrics-port 9109] [--config FILE]
 
 Point a proxy's mirror at it (examples in ``deploy/nginx``, ``deploy/envoy``,
 ``deploy/istio``). Each request it receives is a copy of a production request: it answers
 ``204`` as soon as the request has been read and queues the envelope without waiting on
 Kafka, because nginx holds a client's next request until its mirror subrequest finishes
-(see FINDINGS.md): whatever the collector costs, production pays.
+(see FINDINGS.md): whatever the collector costs, production pays (``bench/collect.py``).
 
 - Envoy and Istio append ``-shadow`` to the Host/authority of mirrored requests: it is
   removed again (``api.example.com-shadow:8080`` → ``api.example.com:8080``).
@@ -15,11 +16,27 @@ Kafka, because nginx holds a client's next request until its mirror subrequest f
 - ``[capture] collector_secret``: when set, requests must carry it in
   ``collector_secret_header`` (default ``X-Shadowtap-Secret``), else they get 403 and are
   counted; the header never reaches the record.
+- ``[capture] collector_metrics_port`` (``--metrics-port``; 0: off): Prometheus
+  ``/metrics`` with the capture counters (``shadowtap_capture_dropped{reason}`` counts
+  rejected and refused requests by reason).
 - A proxy's copy has no production response, so records carry none. All other capture
   settings (sampling, path rules, body limits, redaction) apply as in the middleware.
 
-Plain asyncio and HTTP/1.1 keep-alive: the capture side imports nothing beyond the
-standard library, confluent-kafka and orjson.
+HTTP/1.1 is parsed by httptools (llhttp, Node.js's parser, as uvicorn uses it), in the
+``collector`` extra so the middleware's install stays light. A request RFC 9112 says to
+reject gets ``400``, the connection is closed, nothing is recorded, and it is counted as
+``rejected-<reason>``: ``conflicting-content-length`` (a repeated Content-Length),
+``transfer-encoding-with-content-length``, ``bad-content-length``,
+``bad-transfer-encoding`` (chunked not last, or unknown), ``bad-chunk`` (size or framing),
+``obs-fold`` (a folded header line), ``head-too-large`` (target and header fields over
+64 KiB), ``bad-host`` (HTTP/1.1 without exactly one Host), ``bad-version`` (not HTTP/1.x),
+``bad-request-line`` and ``malformed`` (anything else llhttp refuses). Which of two lengths
+frames a body decides where the next request starts (request smuggling): never guess.
+
+A connection that closes inside a request's body, after its head, is recorded marked as
+the middleware marks it (``truncated``, the declared size, ``meta.request_body_skipped =
+"client-disconnected"``, see :mod:`shadowtap.producers.core`); one that closes inside a head
+is counted as ``closed-mid-head``.
 """
 
 from __future__ import annotations
@@ -30,21 +47,47 @@ import hmac
 import logging
 import signal
 import time
+from types import ModuleType
+from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Headers, new_id
-from shadowtap.producers.core import BodyCopy, Capturer, header_value
+from shadowtap.errors import ConfigError
+from shadowtap.producers.core import BodyCopy, Capturer, parse_length
 
 log = logging.getLogger("shadowtap.collect")
 
-_MAX_HEAD = 64 * 1024
+MAX_HEAD = 64 * 1024
+# How long a closing connection keeps reading (and dropping) what the peer still sends.
+LINGER_S = 2.0
 _NO_CONTENT = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
 _FORBIDDEN = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n"
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
+# llhttp's error messages → the reason a rejection is counted under; first match wins.
+_REASONS = (
+    ("duplicate content-length", "conflicting-content-length"),
+    ("can't be present with", "transfer-encoding-with-content-length"),
+    ("content-length", "bad-content-length"),
+    ("transfer-encoding", "bad-transfer-encoding"),
+    ("chunk", "bad-chunk"),
+    ("whitespace after header value", "obs-fold"),
+    ("method", "bad-request-line"),
+    ("url", "bad-request-line"),
+    ("version", "bad-request-line"),
+)
 
-class BadRequest(Exception):
-    """The peer did not speak HTTP/1.x as we understand it."""
+
+def httptools_module() -> ModuleType:
+    """httptools, or a ConfigError that says how to install it."""
+    try:
+        import httptools
+    except ImportError as exc:
+        raise ConfigError(
+            "shadowtap collect parses HTTP with httptools, which is not installed: "
+            "pip install 'shadowtap[collector]'"
+        ) from exc
+    return httptools
 
 
 def unshadow(host: str) -> tuple[str, bool]:
@@ -60,153 +103,308 @@ def unshadow(host: str) -> tuple[str, bool]:
     return host, False
 
 
-class Collector:
-    """Reads mirrored requests off keep-alive connections and queues them as envelopes."""
+def rejection_reason(message: str) -> str:
+    """The counted reason for one of llhttp's error messages."""
+    lowered = message.lower()
+    return next((reason for key, reason in _REASONS if key in lowered), "malformed")
 
-    def __init__(self, capturer: Capturer) -> None:
+
+class Collector:
+    """Turns mirrored requests into envelopes; one :class:`_Connection` per TCP connection.
+
+    ``loop.create_server(collector.connection, host, port)`` serves it.
+    """
+
+    def __init__(self, capturer: Capturer, max_head: int = MAX_HEAD) -> None:
         self.capturer = capturer
         capture = capturer.settings.capture
         self._secret = capture.collector_secret.encode()
         self._secret_header = capture.collector_secret_header.lower()
+        self._secret_key = self._secret_header.encode("latin-1")
+        # Headers a request's ``named`` keeps (see _Request).
+        self.named = frozenset(
+            {b"host", b"content-length", b"transfer-encoding", b"content-type",
+             b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto", self._secret_key}
+        )  # fmt: skip
+        self.max_head = max_head
         self.forbidden = 0
+        httptools = httptools_module()
+        self.parser_class: Any = httptools.HttpRequestParser
+        self.parser_error: type[Exception] = httptools.HttpParserError
+        self.callback_error: type[Exception] = httptools.HttpParserCallbackError
+        self.upgrade: type[Exception] = httptools.HttpParserUpgrade
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        try:
-            while await self._one(reader, writer, peer[0] if peer else ""):
-                pass
-        except (BadRequest, asyncio.LimitOverrunError, ValueError):
-            self.capturer.metrics.count_dropped("bad-request")
-            with contextlib.suppress(ConnectionError):
-                writer.write(_BAD_REQUEST)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            with contextlib.suppress(ConnectionError, OSError):
-                writer.close()
+    def connection(self) -> _Connection:
+        return _Connection(self)
 
-    async def _one(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
-    ) -> bool:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial.strip():
-                raise BadRequest("connection closed inside the request head") from exc
-            return False
-        ts = time.time_ns() // 1_000_000
-        lines = head[:-4].decode("latin-1").split("\r\n")
-        try:
-            method, target, version = lines[0].split(" ")
-        except ValueError as exc:
-            raise BadRequest(f"bad request line {lines[0][:80]!r}") from exc
-        headers: Headers = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise BadRequest(f"bad header line {line[:80]!r}")
-            headers.append((name.strip(), value.strip()))
-        cap = self.capturer
-        path, _, query = target.partition("?")
-        wanted = cap.wants(method, path)
-        request_id = new_id()
-        wanted = wanted and cap.admits(request_id)
-        length = header_value(headers, "content-length")
-        copy = BodyCopy(
-            cap.max_request_body
-            if wanted and cap.wants_body(header_value(headers, "content-type"))
-            else -1,
-            int(length) if length is not None else None,
-        )
-        if "chunked" in (header_value(headers, "transfer-encoding") or "").lower():
-            await _read_chunked(reader, copy)
-        elif length is not None:
-            await _read_exact(reader, int(length), copy)
-        keep_alive = _keep_alive(version, headers)
-        if self._secret and not hmac.compare_digest(
-            (header_value(headers, self._secret_header) or "").encode("latin-1"), self._secret
-        ):
-            self.forbidden += 1
-            cap.metrics.count_dropped("forbidden")
-            writer.write(_FORBIDDEN)
-            await writer.drain()
-            return keep_alive
-        writer.write(_NO_CONTENT)
-        await writer.drain()
-        if wanted:
-            self._publish(
-                request_id=request_id, ts=ts, method=method, path=path, query=query,
-                headers=headers, copy=copy, peer=peer,
-            )  # fmt: skip
-        return keep_alive
+    def reject(self, reason: str) -> None:
+        self.capturer.metrics.count_dropped(f"rejected-{reason}")
+        log.debug("rejected a request: %s", reason)
 
-    def _publish(
-        self, *, request_id: str, ts: int, method: str, path: str, query: str,
-        headers: Headers, copy: BodyCopy, peer: str,
-    ) -> None:  # fmt: skip
+    def allowed(self, request: _Request) -> bool:
+        """The shared secret, when one is configured, is there (compared in constant time)."""
+        if not self._secret:
+            return True
+        given = request.named.get(self._secret_key, "").encode("latin-1")
+        if hmac.compare_digest(given, self._secret):
+            return True
+        self.forbidden += 1
+        self.capturer.metrics.count_dropped("forbidden")
+        return False
+
+    def publish(self, request: _Request, body: BodyCopy, peer: str) -> None:
         with self.capturer.guard():
-            headers = [(k, v) for k, v in headers if k.lower() != self._secret_header]
-            host, shadowed = unshadow(header_value(headers, "host") or "")
+            named, headers = request.named, request.headers
+            if self._secret_key in named:
+                headers = [(k, v) for k, v in headers if k.lower() != self._secret_header]
+            host, shadowed = unshadow(named.get(b"host", ""))
             if shadowed:
                 headers = [(k, host if k.lower() == "host" else v) for k, v in headers]
-            forwarded = header_value(headers, "x-forwarded-for")
+            forwarded = named.get(b"x-forwarded-for")
             client = (
                 (forwarded.split(",")[0].strip() if forwarded else None)
-                or header_value(headers, "x-real-ip")
+                or named.get(b"x-real-ip")
                 or peer
             )
             meta: dict[str, object] = {"capture": "collector"}
             if shadowed:
                 meta["unshadowed_host"] = True
+            path, _, query = request.target.partition("?")
             self.capturer.publish(
-                request_id=request_id, ts=ts, method=method,
-                scheme=header_value(headers, "x-forwarded-proto") or "http",
-                host=host, path=path, query=query, headers=headers,
-                body=copy.value(), body_size=copy.size, truncated=copy.truncated,
+                request_id=request.id, ts=request.ts, method=request.method,
+                scheme=named.get(b"x-forwarded-proto") or "http",
+                host=host, path=path, query=query, headers=headers, request=body,
                 client=client, response=None, meta=meta,
             )  # fmt: skip
 
 
-async def _read_exact(reader: asyncio.StreamReader, length: int, copy: BodyCopy) -> None:
-    if length < 0:
-        raise BadRequest("negative content-length")
-    while length > 0:
-        chunk = await reader.read(min(length, 256 * 1024))
-        if not chunk:
-            raise asyncio.IncompleteReadError(b"", length)
-        copy.add(chunk)
-        length -= len(chunk)
+class _Reject(Exception):
+    """Raised inside a parser callback to stop parsing: the request is refused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-async def _read_chunked(reader: asyncio.StreamReader, copy: BodyCopy) -> None:
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError as exc:
-            raise BadRequest("bad chunk size") from exc
-        if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                pass
+class _Request:
+    """One request as the parser hands it over."""
+
+    __slots__ = ("body", "headers", "hosts", "id", "method", "named", "target", "ts")
+
+    def __init__(self) -> None:
+        self.ts = time.time_ns() // 1_000_000
+        self.target = ""
+        self.headers: Headers = []
+        # The first value of each header the collector reads (lowercase name), so that no
+        # request's header list is searched more than once.
+        self.named: dict[bytes, str] = {}
+        self.hosts = 0
+        self.method = ""
+        self.id = ""
+        self.body: BodyCopy | None = None  # a copy only for a captured request
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: llhttp's callbacks build requests, answered in order."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.parser = collector.parser_class(self)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.request: _Request | None = None  # between its first byte and its last
+        self.in_body = False
+        self.head_bytes = 0  # bytes received while a head was incomplete
+        self.head_size = 0  # target, header names and values of the current message
+        self.url = b""
+        self.closing = False
+        self.linger: asyncio.TimerHandle | None = None
+
+    # -- transport events -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else ""
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
             return
-        await _read_exact(reader, size, copy)
-        await reader.readexactly(2)
+        if not self.in_body:
+            self.head_bytes += len(data)
+        collector = self.collector
+        try:
+            self.parser.feed_data(data)
+        except collector.upgrade:
+            # Upgrade or CONNECT: answered like any request, but the stream is not HTTP
+            # after it, so the connection ends here.
+            self._close()
+            return
+        except collector.callback_error as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Reject):
+                self._reject(cause.reason)
+            else:  # our own bug: count it, never take the process down
+                log.debug("collector callback failed", exc_info=cause)
+                collector.capturer.metrics.count_dropped("internal-error")
+                self._close()
+            return
+        except collector.parser_error as exc:
+            if not self.closing:  # bytes after ``Connection: close`` are ignored
+                self._reject(rejection_reason(str(exc)))
+            return
+        if not self.in_body and not self.closing and self.head_bytes > collector.max_head:
+            # Bounds memory while a head is still arriving; on_headers_complete checks the
+            # exact size once it is whole.
+            self._reject("head-too-large")
+
+    def eof_received(self) -> bool:
+        self._end_of_stream()
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end_of_stream()
+        if self.linger is not None:
+            self.linger.cancel()
+
+    def pause_writing(self) -> None:
+        # The peer is not reading our answers: stop reading its requests until it does.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    # -- llhttp callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.request = _Request()
+        self.url = b""
+        self.head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value)
+        if self.head_size > self.collector.max_head:
+            raise _Reject("head-too-large")
+        request = self.request
+        if request is None or self.in_body:  # trailer fields are counted, not kept
+            return
+        text = value.decode("latin-1")
+        request.headers.append((name.decode("latin-1"), text))
+        key = name.lower()
+        if key in self.collector.named:
+            if key == b"host":
+                request.hosts += 1
+            request.named.setdefault(key, text)
+
+    def on_headers_complete(self) -> None:
+        request = self.request
+        assert request is not None
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise _Reject("bad-version")
+        if request.hosts > 1 or (request.hosts == 0 and version == "1.1"):
+            raise _Reject("bad-host")  # RFC 9112 §3.2
+        self.head_bytes = 0
+        self.in_body = True
+        request.method = parser.get_method().decode("latin-1")
+        request.target = self.url.decode("latin-1")
+        cap = self.collector.capturer
+        path = request.target.partition("?")[0]
+        if not cap.wants(request.method, path):
+            return
+        request.id = new_id()
+        if cap.admits(request.id):
+            named = request.named
+            request.body = cap.request_copy(
+                parse_length(named.get(b"content-length")),
+                chunked=b"transfer-encoding" in named,
+                content_type=named.get(b"content-type"),
+            )
+
+    def on_body(self, body: bytes) -> None:
+        request = self.request
+        if request is not None and request.body is not None:
+            request.body.add(body)
+
+    def on_message_complete(self) -> None:
+        request, self.request = self.request, None
+        self.in_body = False
+        transport = self.transport
+        if request is None or transport is None:
+            return
+        keep_alive = self.parser.should_keep_alive()
+        if not self.collector.allowed(request):
+            transport.write(_FORBIDDEN)
+        else:
+            transport.write(_NO_CONTENT)
+            if request.body is not None:
+                request.body.finish(whole=True, disconnected=False)
+                self.collector.publish(request, request.body, self.peer)
+        if not keep_alive:
+            self._close()
+
+    # -- endings --------------------------------------------------------------------------
+
+    def _reject(self, reason: str) -> None:
+        self.collector.reject(reason)
+        self.request = None
+        if self.transport is not None and not self.closing:
+            with contextlib.suppress(RuntimeError):
+                self.transport.write(_BAD_REQUEST)
+        self._close()
+
+    def _end_of_stream(self) -> None:
+        """The peer closed: a request cut inside its body is recorded as such."""
+        request, self.request = self.request, None
+        if request is None or self.closing:
+            return
+        if not self.in_body:
+            self.collector.capturer.metrics.count_dropped("closed-mid-head")
+            return
+        self.in_body = False
+        if request.body is not None and self.collector.allowed(request):
+            request.body.finish(whole=False, disconnected=True)
+            self.collector.publish(request, request.body, self.peer)
+
+    def _close(self) -> None:
+        """Lingering close (RFC 9112 §9.6): answers are sent, then what still comes is dropped.
+
+        Closing outright with unread input makes the kernel reset the connection, and the
+        peer may lose the answer (a 400 among them) before reading it.
+        """
+        if self.closing:
+            return
+        self.closing = True
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.can_write_eof():
+            transport.write_eof()  # after what is buffered has been written
+            self.linger = asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+        else:
+            transport.close()
 
 
-def _keep_alive(version: str, headers: Headers) -> bool:
-    connection = (header_value(headers, "connection") or "").lower()
-    if version == "HTTP/1.0":
-        return "keep-alive" in connection
-    return "close" not in connection
-
-
-async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8787) -> None:
+async def serve(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8787, metrics_port: int = 0
+) -> None:
     """Run the collector until SIGINT/SIGTERM, then flush what is queued."""
     capturer = Capturer(settings)
     collector = Collector(capturer)
-    server = await asyncio.start_server(collector.handle, host, port, limit=_MAX_HEAD)
-    stop = asyncio.Event()
+    metrics_port = metrics_port or settings.capture.collector_metrics_port
+    if metrics_port:
+        _serve_metrics(capturer, metrics_port)
     loop = asyncio.get_running_loop()
+    server = await loop.create_server(collector.connection, host, port)
+    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     poller = asyncio.create_task(_serve_delivery_reports(capturer, stop))
@@ -215,6 +413,19 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8787) -
         await stop.wait()
     await poller
     await asyncio.to_thread(capturer.flush)
+
+
+def _serve_metrics(capturer: Capturer, port: int) -> None:
+    try:
+        from prometheus_client import CollectorRegistry, start_http_server
+    except ImportError as exc:
+        raise ConfigError(
+            "collector_metrics_port needs prometheus-client: pip install 'shadowtap[collector]'"
+        ) from exc
+    registry = CollectorRegistry()
+    capturer.metrics.register_prometheus(registry, capturer.source)
+    start_http_server(port, registry=registry)
+    log.info("metrics on :%d/metrics", port)
 
 
 async def _serve_delivery_reports(capturer: Capturer, stop: asyncio.Event) -> None:

@@ -18,6 +18,19 @@ Every decision is made before anything is copied, from settings compiled once
   keyed hash in ``meta.principal`` so replayers can map users to staging accounts;
 - ``hash_key`` — the HMAC key for those hashes (set it; the default is for development);
 - ``source`` — the service name written into every record.
+
+A record says what it lacks. A request body that did not pass through capture whole is
+never passed off as a complete (or empty) body: the record keeps no body, says
+``truncated: true``, keeps the larger of the declared (Content-Length) and the seen size in
+``body_size``, and says why in ``meta.request_body_skipped``:
+
+- ``not-read`` — the app answered without reading it all (a 401, 404 or 422 before the body;
+  capture never reads ahead of the app to find out what it was);
+- ``client-disconnected`` — the client went away mid-body;
+- ``content-type`` — ``content_types`` leaves this type out.
+
+A body only over ``max_request_body`` passed through whole and is just ``truncated``.
+:class:`BodyCopy` holds this marking for every adapter (ASGI, WSGI, Django, collector).
 """
 
 from __future__ import annotations
@@ -43,6 +56,11 @@ log = logging.getLogger("shadowtap.capture")
 # RFC 3986 path characters that need no escaping, and '%' so existing escapes stay as they are.
 PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization")
+
+# Why a record's request body is not the whole body (``meta.request_body_skipped``).
+NOT_READ = "not-read"
+CLIENT_DISCONNECTED = "client-disconnected"
+CONTENT_TYPE = "content-type"
 
 
 class Capturer:
@@ -111,6 +129,15 @@ class Capturer:
             return True
         return content_type is not None and content_type.lower().startswith(self._content_types)
 
+    def request_copy(
+        self, declared: int | None, *, chunked: bool, content_type: str | None
+    ) -> BodyCopy:
+        """The bounded copy of a request body, decided from its head before any byte."""
+        expected = (declared is not None and declared > 0) or chunked
+        if self.wants_body(content_type):
+            return BodyCopy(self.max_request_body, declared, expected=expected)
+        return BodyCopy(0, declared, expected=expected, skipped=CONTENT_TYPE)
+
     def redact(self, headers: Headers) -> Headers:
         redact = self._redact
         return [(k, REDACTED if k.lower() in redact else v) for k, v in headers]
@@ -149,9 +176,7 @@ class Capturer:
         path: str,
         query: str,
         headers: Headers,
-        body: bytes,
-        body_size: int,
-        truncated: bool,
+        request: BodyCopy,
         client: str,
         response: Response | None,
         meta: dict[str, Any] | None = None,
@@ -159,6 +184,8 @@ class Capturer:
         """Build the envelope (redacted, keyed) and queue it; never raises."""
         try:
             meta = meta or {}
+            if request.truncated and request.skipped:
+                meta["request_body_skipped"] = request.skipped
             principal = self.principal(headers)
             if principal is not None:
                 meta["principal"] = principal
@@ -175,9 +202,9 @@ class Capturer:
                 path=path,
                 query=query,
                 headers=self.redact(headers),
-                body=body,
-                body_size=body_size,
-                truncated=truncated,
+                body=request.value(),
+                body_size=request.body_size,
+                truncated=request.truncated,
                 client=client,
                 response=response,
                 meta=meta,
@@ -205,15 +232,25 @@ class Capturer:
 
 
 class BodyCopy:
-    """A bounded copy of a body as it streams past; past the limit it keeps only the size."""
+    """A bounded copy of a body as it streams past; past the limit it keeps only the size.
 
-    __slots__ = ("chunks", "declared", "limit", "size", "truncated")
+    Also the one place that marks a request body which did not pass through whole
+    (:meth:`finish`), so every adapter writes the same record for it.
+    """
 
-    def __init__(self, limit: int, declared: int | None = None) -> None:
+    __slots__ = ("chunks", "declared", "expected", "limit", "size", "skipped", "truncated")
+
+    def __init__(
+        self, limit: int, declared: int | None = None, *, expected: bool = True, skipped: str = ""
+    ) -> None:
         self.chunks: list[bytes] = []
         self.size = 0
         self.limit = limit
         self.declared = declared
+        # Whether the head announced a body (Content-Length > 0 or chunked).
+        self.expected = expected
+        # Why no bytes are kept although there is a body (see the module docstring).
+        self.skipped = skipped
         # Decided from Content-Length before buffering anything (as Sentry does).
         self.truncated = declared is not None and declared > limit
 
@@ -229,13 +266,36 @@ class BodyCopy:
             return
         self.chunks.append(bytes(chunk))
 
+    def finish(self, *, whole: bool, disconnected: bool) -> None:
+        """The exchange is over: mark a body the head announced that did not pass whole.
+
+        ``whole``: the app read it to its end. Otherwise the client went away mid-body
+        (``disconnected``) or the app answered without reading it all.
+        """
+        if whole or not self.expected:
+            return
+        self.skipped = CLIENT_DISCONNECTED if disconnected else NOT_READ
+        self.truncated = True
+        self.chunks = []
+
+    @property
+    def body_size(self) -> int:
+        """The size a record gives: the declared one when the bytes are not all there."""
+        if self.truncated and self.declared is not None and self.declared > self.size:
+            return self.declared
+        return self.size
+
     def value(self) -> bytes:
         return b"" if self.truncated else b"".join(self.chunks)
 
 
 def content_length(headers: Headers) -> int | None:
-    value = header_value(headers, "content-length")
-    if value is None:
+    return parse_length(header_value(headers, "content-length"))
+
+
+def parse_length(value: str | bytes | None) -> int | None:
+    """A Content-Length value as a number, or None when absent or not a number."""
+    if not value:
         return None
     try:
         return int(value)

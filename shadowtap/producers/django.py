@@ -12,10 +12,12 @@
 so it sees the final response.
 
 Django hands middleware a parsed request, so the body is copied only if the app read it
-(``request.body``); a body the app never read, or read as a stream, is not read here
-(``meta.request_body_skipped``). Streaming and file responses pass through untouched and
-are captured without their body. For byte-exact headers wrap the WSGI/ASGI application
-with :mod:`shadowtap.producers.wsgi` or :mod:`shadowtap.producers.asgi` instead.
+(``request.body``); a body the app never read, or read as a stream, is not read here and
+the record says so with its declared size (``meta.request_body_skipped = "not-read"``, the
+marking every adapter uses: see :mod:`shadowtap.producers.core`). Streaming and file
+responses pass through untouched and are captured without their body. For byte-exact
+headers wrap the WSGI/ASGI application with :mod:`shadowtap.producers.wsgi` or
+:mod:`shadowtap.producers.asgi` instead.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from shadowtap.config import Settings
 from shadowtap.envelope import Headers, Response, new_id
 from shadowtap.producers.asgi import scope_path
-from shadowtap.producers.core import Capturer
+from shadowtap.producers.core import Capturer, parse_length
 from shadowtap.producers.wsgi import raw_path, request_headers
 
 _capturer: Capturer | None = None
@@ -112,31 +114,32 @@ class ShadowtapDjangoMiddleware:
             meta: dict[str, Any] = {"capture": "django"}
             if error:
                 meta["app_error"] = error
-            headers: Headers = request_headers(request.META)
-            body = getattr(request, "_body", None)
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-            if body is None:
-                body = b""
-                if declared:
-                    meta["request_body_skipped"] = "not-read"
-            elif not cap.wants_body(request.META.get("CONTENT_TYPE")):
-                body = b""
-                meta["request_body_skipped"] = "content-type"
-            size = len(body) or declared
-            truncated = len(body) > cap.max_request_body or (not body and declared > 0)
+            environ = request.META
+            headers: Headers = request_headers(environ)
+            declared = parse_length(environ.get("CONTENT_LENGTH"))
+            chunked = "HTTP_TRANSFER_ENCODING" in environ
+            copy = cap.request_copy(
+                declared, chunked=chunked, content_type=environ.get("CONTENT_TYPE")
+            )
+            # Django keeps the body it read in ``_body``; read as a stream, it is not there.
+            # Under WSGI it reads a chunked body without Content-Length as empty.
+            body: bytes | None = getattr(request, "_body", None)
+            if body is not None:
+                copy.add(body)
+            short = body is not None and declared is not None and len(body) < declared
+            unread = body is None or (chunked and declared is None and not body)
+            copy.finish(whole=not (unread or short), disconnected=short)
             cap.publish(
                 request_id=request_id,
                 ts=ts,
                 method=request.method,
                 scheme=request.scheme,
-                host=request.META.get("HTTP_HOST", ""),
+                host=environ.get("HTTP_HOST", ""),
                 path=path,
-                query=request.META.get("QUERY_STRING", ""),
+                query=environ.get("QUERY_STRING", ""),
                 headers=headers,
-                body=b"" if truncated else body,
-                body_size=size,
-                truncated=truncated,
-                client=request.META.get("REMOTE_ADDR", ""),
+                request=copy,
+                client=environ.get("REMOTE_ADDR", ""),
                 response=_response(cap, response, t0),
                 meta=meta,
             )

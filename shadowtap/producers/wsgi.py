@@ -10,8 +10,10 @@ Content-Length, like werkzeug's ``LimitedStream``) and a bounded copy is kept. T
 iterable is wrapped in a generator that copies up to the limit and always calls the app's
 ``close()``; ``wsgi.file_wrapper`` responses are returned untouched (so sendfile still
 works) and captured without their body. The record is queued when the server closes the
-response, i.e. after it was sent. Queued records are flushed at interpreter exit with a
-bounded timeout. Settings are in :mod:`shadowtap.producers.core`.
+response, i.e. after it was sent. A body the app did not read to its end, or whose stream
+ended or failed early (the client went away), is recorded as missing with its declared size
+(``meta.request_body_skipped``). Queued records are flushed at interpreter exit with a
+bounded timeout. Settings and that marking are in :mod:`shadowtap.producers.core`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Headers, Response, new_id
-from shadowtap.producers.core import PATH_SAFE, BodyCopy, Capturer, header_value
+from shadowtap.producers.core import PATH_SAFE, BodyCopy, Capturer, header_value, parse_length
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
@@ -70,14 +72,20 @@ class ShadowtapWSGIMiddleware:
 
 
 class _TeeInput:
-    """``wsgi.input`` as the app would see it, bounded by Content-Length, copied as read."""
+    """``wsgi.input`` as the app would see it, bounded by Content-Length, copied as read.
 
-    __slots__ = ("_copy", "_remaining", "_stream")
+    Notes whether the body was read to its end (``whole``) and whether the stream ended
+    or failed before that (``ended``: the client went away mid-body).
+    """
+
+    __slots__ = ("_copy", "_remaining", "_stream", "ended", "whole")
 
     def __init__(self, stream: Any, length: int | None, copy: BodyCopy) -> None:
         self._stream = stream
         self._remaining = length
         self._copy = copy
+        self.whole = length == 0
+        self.ended = False
 
     def _limit(self, size: int | None) -> int | None:
         if self._remaining is None:
@@ -86,27 +94,45 @@ class _TeeInput:
             return self._remaining
         return min(size, self._remaining)
 
-    def _took(self, data: bytes) -> bytes:
-        if self._remaining is not None:
-            self._remaining -= len(data)
+    def _took(self, data: bytes, limit: int | None, everything: bool) -> bytes:
         self._copy.add(data)
+        if self._remaining is None:
+            if not data and limit != 0:
+                self.whole = True  # end of a body without Content-Length
+            return data
+        self._remaining -= len(data)
+        if self._remaining <= 0:
+            self.whole = True
+        elif not data or everything:  # the stream ended before Content-Length was reached
+            self.ended = True
         return data
 
     def read(self, size: int | None = -1) -> bytes:
         limit = self._limit(size)
         if limit == 0:
             return b""
-        return self._took(
-            self._stream.read() if limit is None or limit < 0 else self._stream.read(limit)
-        )
+        everything = limit is None or limit < 0 or size is None or size < 0
+        try:
+            data = self._stream.read() if limit is None or limit < 0 else self._stream.read(limit)
+        except BaseException:
+            self.ended = True
+            raise
+        return self._took(data, limit, everything)
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = self._limit(size)
         if limit == 0:
             return b""
-        return self._took(
-            self._stream.readline() if limit is None or limit < 0 else self._stream.readline(limit)
-        )
+        try:
+            data = (
+                self._stream.readline()
+                if limit is None or limit < 0
+                else self._stream.readline(limit)
+            )
+        except BaseException:
+            self.ended = True
+            raise
+        return self._took(data, limit, False)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         return list(iter(self.readline, b""))
@@ -117,7 +143,7 @@ class _TeeInput:
 
 class _Exchange:
     __slots__ = (
-        "body_ok", "cap", "environ", "error", "file_response", "headers", "input", "method",
+        "cap", "environ", "error", "file_response", "headers", "input", "method",
         "path", "published", "request", "request_id", "response", "response_headers", "status",
         "t0", "ts",
     )  # fmt: skip
@@ -133,9 +159,12 @@ class _Exchange:
         self.ts = time.time_ns() // 1_000_000
         self.t0 = time.perf_counter()
         self.headers = request_headers(environ)
-        length = _int(environ.get("CONTENT_LENGTH"))
-        self.body_ok = cap.wants_body(environ.get("CONTENT_TYPE"))
-        self.request = BodyCopy(cap.max_request_body if self.body_ok else -1, length)
+        length = parse_length(environ.get("CONTENT_LENGTH"))
+        self.request = cap.request_copy(
+            length,
+            chunked="HTTP_TRANSFER_ENCODING" in environ,
+            content_type=environ.get("CONTENT_TYPE"),
+        )
         self.input = _TeeInput(environ.get("wsgi.input"), length, self.request)
         self.response = BodyCopy(cap.max_response_body)
         self.response_headers: Headers = []
@@ -151,7 +180,7 @@ class _Exchange:
             with self.cap.guard():
                 self.status = int(status.split(" ", 1)[0])
                 self.response_headers = list(headers)
-                declared = _int(header_value(self.response_headers, "content-length"))
+                declared = parse_length(header_value(self.response_headers, "content-length"))
                 if not self.cap.wants_body(header_value(self.response_headers, "content-type")):
                     declared = self.cap.max_response_body + 1
                 self.response = BodyCopy(self.cap.max_response_body, declared)
@@ -188,11 +217,7 @@ class _Exchange:
                 meta["app_error"] = self.error
             if self.file_response:
                 meta["response_body_skipped"] = "file-wrapper"
-            if not self.body_ok:
-                meta["request_body_skipped"] = "content-type"
-            declared = _int(env.get("CONTENT_LENGTH"))
-            if self.request.truncated and declared is not None:
-                self.request.size = max(self.request.size, declared)
+            self.request.finish(whole=self.input.whole, disconnected=self.input.ended)
             self.cap.publish(
                 request_id=self.request_id,
                 ts=self.ts,
@@ -202,9 +227,7 @@ class _Exchange:
                 path=self.path,
                 query=env.get("QUERY_STRING", ""),
                 headers=self.headers,
-                body=self.request.value(),
-                body_size=self.request.size,
-                truncated=self.request.truncated,
+                request=self.request,
                 client=env.get("REMOTE_ADDR", ""),
                 response=Response(
                     status=self.status or 500,
@@ -241,10 +264,3 @@ def request_headers(environ: Environ) -> Headers:
 def _server(environ: Environ) -> str:
     name, port = environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", "")
     return f"{name}:{port}" if port else name
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None

@@ -3,7 +3,7 @@
 - ``shadowtap_replayer_delivered_total{target,status}`` (status class: 2xx, 3xx, 4xx, 5xx)
 - ``shadowtap_replayer_failed_total{target,reason}`` (connect, timeout, disconnected,
   protocol, status-503 …, decode reasons such as not-json; every one went to the DLQ)
-- ``shadowtap_replayer_skipped_total{target,reason}`` (denied, not-allowed)
+- ``shadowtap_replayer_skipped_total{target,reason}`` (denied, not-allowed, incomplete)
 - ``shadowtap_replayer_retries_total{target,reason}``
 - ``shadowtap_replayer_latency_seconds{target}`` (histogram of successful attempts)
 - ``shadowtap_replayer_in_flight{target}``, ``shadowtap_replayer_buffered{target}``

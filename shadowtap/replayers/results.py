@@ -9,9 +9,17 @@ orjson::
      "truncated": true, "duration_ms": 3.4, "attempts": 1, "error": "", "error_kind": ""}
 
 ``status`` is null when no response came (``error_kind``: connect, timeout, disconnected,
-protocol, blocked). The diff stage pairs these with the envelope's recorded ``response``.
+protocol, blocked; ``error`` then says which rule blocked it: denied, not-allowed,
+incomplete). The diff stage pairs these with the envelope's recorded ``response``.
 Fields are added, never changed, as for envelopes (see shadowtap.envelope): unknown fields
 are ignored and a new one is written only when set.
+
+Optional fields (absent means the default; readers accept records without them):
+
+- ``incomplete``: ``body-unread`` or ``truncated`` when the mirrored request's body was not
+  all in the record (see shadowtap.replayers.rewrite.incomplete): with
+  ``replayer.incomplete = "skip"`` it was not sent (``error_kind: blocked``), with ``send``
+  the target got it without that body, so its answer is not comparable as it stands.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ class Result:
     attempts: int = 1
     error: str = ""
     error_kind: str = ""
+    incomplete: str = ""
 
     @property
     def ok(self) -> bool:
@@ -74,6 +83,8 @@ def encode(result: Result) -> bytes:
     }
     if result.body:
         out["body"] = base64.b64encode(result.body).decode("ascii")
+    if result.incomplete:
+        out["incomplete"] = result.incomplete
     return orjson.dumps(out)
 
 
@@ -102,6 +113,7 @@ def decode(data: bytes | str) -> Result:
             attempts=int(raw.get("attempts", 1)),
             error=str(raw.get("error", "")),
             error_kind=str(raw.get("error_kind", "")),
+            incomplete=str(raw.get("incomplete", "")),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise EnvelopeError("bad-result", f"not a result record: {exc}") from exc

@@ -28,6 +28,21 @@ What ``rewrite`` does, in this order:
 
 Allow/deny rules (``replayer.allow`` / ``replayer.deny``, see ``RequestRule``): a request
 matching any deny rule is never sent; when allow rules exist, only matching requests are.
+
+Incomplete records (:func:`incomplete`): a record whose request body is not the request's
+body cannot be replayed faithfully: ``body-unread`` (the production app answered without
+reading it, or the client went away mid-body: capture never reads ahead of the app) or
+``truncated`` (over ``capture.max_request_body``, or a content type capture does not copy).
+``replayer.incomplete`` decides:
+
+- ``skip`` (default): not sent, because an empty or cut body passed off as the request
+  would reach staging as a different request (its own side effects, a misleading diff).
+  ``blocked()`` says ``incomplete``; the result has ``error_kind: blocked``;
+- ``send``: sent with the body the record has (none) and a matching Content-Length, for
+  drills that want every request to reach the target.
+
+Either way the result record says ``incomplete: body-unread | truncated`` so the diff can
+set it apart.
 """
 
 from __future__ import annotations
@@ -56,6 +71,9 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+# Why a request body was not captured whole (``meta.request_body_skipped``, see
+# shadowtap.producers.core) that means the body never passed through capture.
+_UNREAD = frozenset({"not-read", "client-disconnected"})
 # Replaced by what we compute; never copied from the record.
 _RECOMPUTED = frozenset({"host", "content-length"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -177,15 +195,20 @@ class Rewriter:
         self._principal_key = settings.principal_key
         self._accounts = dict(settings.principal_accounts)
         self._account_default = settings.principal_default
+        self._skip_incomplete = settings.incomplete == "skip"
 
     def blocked(self, env: Envelope) -> str | None:
-        """Why this request must not reach the target (``denied``/``not-allowed``), or None."""
-        if not self._deny and not self._allow:
-            return None
-        if any(rule.matches(env) for rule in self._deny):
+        """Why this request must not reach the target, or None.
+
+        ``denied``/``not-allowed`` by the rules, ``incomplete`` when ``replayer.incomplete``
+        is ``skip`` and :func:`incomplete` says the body is not all there.
+        """
+        if self._deny and any(rule.matches(env) for rule in self._deny):
             return "denied"
         if self._allow and not any(rule.matches(env) for rule in self._allow):
             return "not-allowed"
+        if self._skip_incomplete and incomplete(env) is not None:
+            return "incomplete"
         return None
 
     def rewrite(self, env: Envelope) -> Outgoing:
@@ -220,6 +243,24 @@ class Rewriter:
                 return self._accounts[principal]
             return self._account_default or None
         return self._auth_value or None
+
+
+def incomplete(env: Envelope) -> str | None:
+    """Why the record's request body is not the request's body, or None when it is whole.
+
+    ``body-unread`` or ``truncated`` (see the module docstring). Records from captures
+    that did not mark an unread body yet (``truncated: false``, ``body_size`` below the
+    declared Content-Length) count as ``body-unread`` too.
+    """
+    if env.meta.get("request_body_skipped") in _UNREAD:
+        return "body-unread"
+    if env.truncated:
+        return "truncated"
+    declared = env.header("content-length")
+    seen = max(env.body_size, len(env.body))
+    if declared is not None and declared.strip().isdigit() and int(declared) > seen:
+        return "body-unread"
+    return None
 
 
 def _clean_prefix(prefix: str) -> str:

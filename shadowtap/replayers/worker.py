@@ -33,6 +33,9 @@ Settings, section ``[replayer]`` (``SHADOWTAP_REPLAYER_*``):
   or dead target makes lag grow while memory stays flat. Paced replay (``speed`` not
   ``max``) also parks records read more than a second ahead of their due time, in order,
   at most 2,000 per partition before that partition is paused;
+- ``incomplete`` (``skip``): a record whose request body is not all there (unread by the
+  production app, cut off, over the capture limit) is not sent; ``send`` sends it without
+  that body. Its result says ``incomplete`` either way (see shadowtap.replayers.rewrite);
 - ``results`` (true): one result record per delivery on ``topics.results``
   (shadowtap.replayers.results), body kept up to ``result_body_limit`` bytes;
 - ``commit_interval_s`` (1), ``drain_timeout_s`` (10) on SIGTERM, ``session_timeout_s``
@@ -80,7 +83,7 @@ from shadowtap.replayers.policy import (
     deliver,
     make_sender,
 )
-from shadowtap.replayers.rewrite import Rewriter
+from shadowtap.replayers.rewrite import Rewriter, incomplete
 from shadowtap.replayers.tracker import CommitTracker
 
 log = logging.getLogger("shadowtap.replayer")
@@ -381,6 +384,7 @@ class Replayer:
             attempts=d.attempts,
             error=d.error,
             error_kind=d.error_kind,
+            incomplete=incomplete(env) or "",
         )
 
     # -- output and bookkeeping ---------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
 import uuid
@@ -286,10 +287,45 @@ def test_large_upload_reaches_the_app_whole_and_the_record_is_truncated(live: Li
     (streamed,) = [r for r in records if r is not sized]
     assert sized.truncated and sized.body_size == len(big)
     assert json.loads(sized.response.body) == want  # type: ignore[union-attr]
-    if live.framework == "django-wsgi":  # the record says what the app read: nothing
-        assert streamed.body_size == 0 and not streamed.truncated
+    if live.framework == "django-wsgi":  # Django never read it: the record says so
+        assert streamed.body_size == 0 and streamed.truncated
+        assert streamed.meta["request_body_skipped"] == "not-read"
     else:
         assert streamed.truncated and streamed.body_size == len(big)
+
+
+def test_body_the_app_never_read_is_recorded_as_missing_with_its_size(live: Live) -> None:
+    # An auth check that answers 401 before reading the body: the record must not pass
+    # the request off as an empty POST.
+    case = _case()
+    body = b'{"amount": 30, "to": "acct-9"}'
+    headers = {"X-Test-Case": case, "Content-Type": "application/json"}
+    with httpx.Client(base_url=live.base, timeout=10) as client:
+        answer = client.post("/deny", content=body, headers=headers)
+        bare = client.post("/bare/deny", content=body, headers=headers)
+    assert answer.status_code == bare.status_code == 401
+    (rec,) = live.records(case, 1)
+    assert (rec.body, rec.body_size, rec.truncated) == (b"", len(body), True)
+    assert rec.meta["request_body_skipped"] == "not-read"
+    assert rec.response is not None and rec.response.status == 401
+
+
+def test_client_gone_mid_body_is_recorded_as_missing_with_its_size(live: Live) -> None:
+    if live.framework == "django-asgi":
+        pytest.skip("Django's ASGI handler reads the whole body before any middleware runs")
+    case = _case()
+    host, port = live.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: %s\r\nX-Test-Case: %s\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n"
+            % (host.encode(), case.encode())
+            + b"x" * 100
+        )
+        time.sleep(0.2)  # let the app start reading before the client goes away
+    (rec,) = live.records(case, 1)
+    assert (rec.body, rec.body_size, rec.truncated) == (b"", 1000, True)
+    assert rec.meta["request_body_skipped"] == "client-disconnected"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ request" is a fact, not a timing guess.
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -87,6 +88,7 @@ http {{
 class Stack:
     nginx: str
     collector: str
+    metrics: str
     consumer: object
     seen: dict[str, list[Envelope]] = field(default_factory=dict)
 
@@ -118,7 +120,7 @@ def stack(
         },
     )
     create_topics(settings)
-    upstream, collector, front = free_port(), free_port(), free_port()
+    upstream, collector, front, metrics = free_port(), free_port(), free_port(), free_port()
     env = capture_env(
         "127.0.0.1:1",  # overridden by --bootstrap below: the flag must win
         topic,
@@ -144,11 +146,17 @@ def stack(
         )  # fmt: skip
         collect = [sys.executable, "-m", "shadowtap.cli", "collect", "--port", str(collector)]
         collect += ["--bootstrap", kafka_settings.bootstrap, "--loglevel", "warning"]
+        collect += ["--metrics-port", str(metrics)]
         procs.append(start_server(collect, collector, env, tmp / "collector.log"))
         nginx = [str(NGINX), "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")]
         procs.append(start_server(nginx, front, env, tmp / "nginx.log"))
         consumer.subscribe([topic])
-        yield Stack(f"http://127.0.0.1:{front}", f"http://127.0.0.1:{collector}", consumer)
+        yield Stack(
+            f"http://127.0.0.1:{front}",
+            f"http://127.0.0.1:{collector}",
+            f"http://127.0.0.1:{metrics}/metrics",
+            consumer,
+        )
     finally:
         consumer.close()
         for proc in reversed(procs):
@@ -255,3 +263,31 @@ def test_request_without_the_secret_is_refused_and_not_recorded(stack: Stack) ->
     # read before the accepted one that followed them.
     stack.records(later, 1)
     assert refused not in stack.seen
+
+
+def test_smuggling_shaped_request_is_refused_counted_and_not_recorded(stack: Stack) -> None:
+    refused, later = uuid.uuid4().hex, uuid.uuid4().hex
+    port = int(stack.collector.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/x HTTP/1.1\r\nHost: a\r\nX-Shadowtap-Secret: %s\r\n"
+            b"X-Test-Case: %s\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc"
+            % (SECRET.encode(), refused.encode())
+        )
+        sock.shutdown(socket.SHUT_WR)
+        answer = b"".join(iter(lambda: sock.recv(4096), b""))
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+    accepted = httpx.post(
+        f"{stack.collector}/api/x",
+        content=b"c",
+        headers={"X-Test-Case": later, "X-Shadowtap-Secret": SECRET},
+        timeout=10,
+    )
+    assert accepted.status_code == 204
+    stack.records(later, 1)  # one partition: a recorded refusal would have come first
+    assert refused not in stack.seen
+    text = httpx.get(stack.metrics, timeout=10).text
+    assert (
+        'shadowtap_capture_dropped_total{reason="rejected-conflicting-content-length",'
+        'source="edge"} 1.0' in text
+    ), text

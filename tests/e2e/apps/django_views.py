@@ -30,6 +30,10 @@ def upload(request: HttpRequest) -> HttpResponse:
     return HttpResponse(json.dumps(payload), content_type="application/json")
 
 
+def deny(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(b"no", status=401)  # an auth check: the body is never read
+
+
 def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(iter(STREAM_CHUNKS), content_type="text/plain")
 
@@ -48,6 +52,7 @@ urlpatterns = [
     for route in (
         path(f"{prefix}echo", echo),
         path(f"{prefix}upload", upload),
+        path(f"{prefix}deny", deny),
         path(f"{prefix}stream", stream),
         path(f"{prefix}boom", boom),
         path(f"{prefix}ready", ready),

@@ -36,6 +36,11 @@ async def upload(request: Request) -> JSONResponse:
     return JSONResponse({"size": size, "sha256": digest.hexdigest()})
 
 
+@router.post("/deny")
+async def deny() -> Response:
+    return Response(b"no", status_code=401)  # an auth check: the body is never read
+
+
 @router.get("/stream")
 async def stream() -> StreamingResponse:
     async def chunks() -> AsyncIterator[bytes]:

@@ -33,6 +33,10 @@ def upload() -> Response:
     return jsonify(size=size, sha256=digest.hexdigest())
 
 
+def deny() -> Response:
+    return Response(b"no", status=401)  # an auth check: the body is never read
+
+
 def stream() -> Response:
     def chunks() -> Iterator[bytes]:
         yield from STREAM_CHUNKS
@@ -51,6 +55,7 @@ def ready() -> Response:
 for prefix in ("", "/bare"):
     app.add_url_rule(f"{prefix}/echo", f"{prefix}echo", echo, methods=["POST"])
     app.add_url_rule(f"{prefix}/upload", f"{prefix}upload", upload, methods=["POST"])
+    app.add_url_rule(f"{prefix}/deny", f"{prefix}deny", deny, methods=["POST"])
     app.add_url_rule(f"{prefix}/stream", f"{prefix}stream", stream)
     app.add_url_rule(f"{prefix}/boom", f"{prefix}boom", boom)
     app.add_url_rule(f"{prefix}/ready", f"{prefix}ready", ready)

@@ -177,3 +177,38 @@ def test_paced_replay_keeps_every_record_in_order_per_key_and_commits_them(
     while sum(max(0, o) for o in committed(s, s.replayer.group).values()) < 300:
         assert time.monotonic() < deadline, committed(s, s.replayer.group)
         time.sleep(0.2)
+
+
+def test_incomplete_records_are_skipped_or_sent_and_their_results_say_so(
+    rsettings: Settings,
+    target: TargetServer,
+    thread_worker: Callable[[Settings], ThreadWorker],
+    reader: Callable[[str], Reader],
+) -> None:
+    whole, unread, truncated = envelopes(3, path="/api/body")
+    unread.body, unread.body_size, unread.truncated = b"", 30, True
+    unread.headers = [("Content-Length", "30")]
+    unread.meta = {"request_body_skipped": "not-read"}
+    truncated.body, truncated.body_size, truncated.truncated = b"", 100_000, True
+    produce(rsettings, [whole, unread, truncated])
+    skip = with_replayer(rsettings, target=target.url)  # the default: incomplete = "skip"
+    send = with_replayer(rsettings, target=target.url, group=skip.replayer.group + "-send",
+                         incomplete="send")  # fmt: skip
+    thread_worker(skip)
+    thread_worker(send)
+    out = reader(rsettings.topics.results)
+    out.until(lambda r: len(r.messages) >= 6)
+    got = {(r.group, r.id): r for r in out.results()}
+    for group in (skip.replayer.group, send.replayer.group):
+        assert got[group, whole.id].incomplete == "" and got[group, whole.id].status == 200
+    skipped = [got[skip.replayer.group, e.id] for e in (unread, truncated)]
+    assert [(r.incomplete, r.error_kind, r.error, r.status) for r in skipped] == [
+        ("body-unread", "blocked", "incomplete", None),
+        ("truncated", "blocked", "incomplete", None),
+    ]
+    sent = [got[send.replayer.group, e.id] for e in (unread, truncated)]
+    assert [(r.incomplete, r.status) for r in sent] == [("body-unread", 200), ("truncated", 200)]
+    # The target saw each whole request twice, each incomplete one once (sent, without body).
+    ids = target.ids()
+    assert (ids.count(whole.id), ids.count(unread.id), ids.count(truncated.id)) == (2, 1, 1)
+    assert all(s.body == b"" for s in target.seen if s.headers["X-Shadowtap-Id"] != whole.id)

@@ -251,12 +251,14 @@ def test_client_disconnect_mid_body_is_noted(recorder: Recorder) -> None:
 
     _run(
         ShadowtapMiddleware(reads_all, capturer=recorder.capturer),
-        _scope(),
+        _scope(headers=_sized(100)),
         Peer([{"type": "http.request", "body": b"part", "more_body": True}]),
     )
     (env,) = recorder.envelopes
     assert env.meta["client_disconnected"] is True
-    assert env.body == b"part"
+    # Four bytes of a hundred are not the request: no body, the declared size, and why.
+    assert (env.body, env.body_size, env.truncated) == (b"", 100, True)
+    assert env.meta["request_body_skipped"] == "client-disconnected"
     assert env.response is not None and env.response.status == 500  # no response was started
 
 
@@ -316,3 +318,74 @@ def test_our_own_failure_never_reaches_the_app(recorder: Recorder) -> None:
     _run(ShadowtapMiddleware(echo, capturer=recorder.capturer), _scope(), peer)
     assert peer.sent[1]["body"] == b"got:x"
     assert recorder.capturer.metrics.dropped["internal-error"] == 1
+
+
+def _answers_401(scope: Scope, receive: Receive, send: Send) -> Any:
+    async def app() -> None:  # an auth check that fails before the body is read
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app()
+
+
+def _sized(length: int) -> Any:
+    return [(b"host", b"shop"), (b"content-length", b"%d" % length)]
+
+
+def test_body_the_app_never_read_keeps_its_declared_size_and_says_so(recorder: Recorder) -> None:
+    peer = Peer([{"type": "http.request", "body": b"x" * 30}])
+    _run(
+        ShadowtapMiddleware(_answers_401, capturer=recorder.capturer),
+        _scope(headers=_sized(30)),
+        peer,
+    )
+    assert peer.received == 0  # capture read nothing on the app's behalf
+    (env,) = recorder.envelopes
+    assert (env.body, env.body_size, env.truncated) == (b"", 30, True)
+    assert env.meta["request_body_skipped"] == "not-read"
+
+
+def test_body_the_app_read_only_in_part_is_marked_too(recorder: Recorder) -> None:
+    async def reads_one_chunk(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 422, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    peer = Peer(
+        [
+            {"type": "http.request", "body": b"x" * 10, "more_body": True},
+            {"type": "http.request", "body": b"x" * 20},
+        ]
+    )
+    _run(
+        ShadowtapMiddleware(reads_one_chunk, capturer=recorder.capturer),
+        _scope(headers=_sized(30)),
+        peer,
+    )
+    assert peer.received == 1
+    (env,) = recorder.envelopes
+    assert (env.body, env.body_size, env.truncated) == (b"", 30, True)
+    assert env.meta["request_body_skipped"] == "not-read"
+
+
+def test_unread_chunked_body_is_marked_without_a_size(recorder: Recorder) -> None:
+    headers = [(b"host", b"shop"), (b"transfer-encoding", b"chunked")]
+    peer = Peer([{"type": "http.request", "body": b"abc"}])
+    _run(
+        ShadowtapMiddleware(_answers_401, capturer=recorder.capturer), _scope(headers=headers), peer
+    )
+    (env,) = recorder.envelopes
+    assert (env.body, env.body_size, env.truncated) == (b"", 0, True)
+    assert env.meta["request_body_skipped"] == "not-read"
+
+
+def test_request_without_a_body_is_complete_when_the_app_reads_nothing(recorder: Recorder) -> None:
+    for headers in ([(b"host", b"shop")], _sized(0)):
+        _run(
+            ShadowtapMiddleware(_answers_401, capturer=recorder.capturer),
+            _scope(method="GET", headers=headers),
+            Peer([{"type": "http.request", "body": b""}]),
+        )
+    for env in recorder.envelopes:
+        assert (env.body, env.body_size, env.truncated) == (b"", 0, False)
+        assert "request_body_skipped" not in env.meta

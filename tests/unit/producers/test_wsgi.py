@@ -183,3 +183,67 @@ def test_path_without_raw_uri_is_reencoded_from_path_info(recorder: Recorder) ->
     environ["PATH_INFO"] = "/a b/ü".encode().decode("latin-1")
     _call(ShadowtapWSGIMiddleware(echo, capturer=recorder.capturer), environ)
     assert recorder.envelopes[0].path == "/a%20b/%C3%BC"
+
+
+def _answers_401(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("401 Unauthorized", [("Content-Type", "text/plain")])  # before any read
+    return [b"who are you?"]
+
+
+def test_body_the_app_never_read_keeps_its_declared_size_and_says_so(recorder: Recorder) -> None:
+    environ = _environ(b"x" * 30)
+    _call(ShadowtapWSGIMiddleware(_answers_401, capturer=recorder.capturer), environ)
+    assert environ["wsgi.input"]._stream.tell() == 0  # nothing read on the app's behalf
+    (env,) = recorder.envelopes
+    assert (env.body, env.body_size, env.truncated) == (b"", 30, True)
+    assert env.meta["request_body_skipped"] == "not-read"
+
+
+def test_body_the_app_read_only_in_part_is_marked_too(recorder: Recorder) -> None:
+    def reads_ten(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        environ["wsgi.input"].read(10)
+        start_response("422 Unprocessable Entity", [])
+        return []
+
+    _call(ShadowtapWSGIMiddleware(reads_ten, capturer=recorder.capturer), _environ(b"x" * 30))
+    (env,) = recorder.envelopes
+    assert (env.body, env.body_size, env.truncated) == (b"", 30, True)
+    assert env.meta["request_body_skipped"] == "not-read"
+
+
+def test_client_disconnect_mid_body_is_marked(recorder: Recorder) -> None:
+    # The server's stream ends early (gunicorn returns what it got when the peer closes).
+    environ = _environ(b"x" * 30, **{"wsgi.input": io.BytesIO(b"x" * 12)})
+    _call(ShadowtapWSGIMiddleware(echo, capturer=recorder.capturer), environ)
+    (env,) = recorder.envelopes
+    assert (env.body, env.body_size, env.truncated) == (b"", 30, True)
+    assert env.meta["request_body_skipped"] == "client-disconnected"
+
+
+def test_client_disconnect_raised_by_the_server_is_marked_and_propagates(
+    recorder: Recorder,
+) -> None:
+    class Broken(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            raise OSError("peer went away")
+
+    def reads(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        environ["wsgi.input"].read()
+        return []
+
+    with pytest.raises(OSError, match="peer went away"):
+        _call(
+            ShadowtapWSGIMiddleware(reads, capturer=recorder.capturer),
+            _environ(b"x" * 30, **{"wsgi.input": Broken()}),
+        )
+    (env,) = recorder.envelopes
+    assert (env.body, env.body_size, env.truncated) == (b"", 30, True)
+    assert env.meta["request_body_skipped"] == "client-disconnected"
+
+
+def test_request_without_a_body_is_complete_when_the_app_reads_nothing(recorder: Recorder) -> None:
+    environ = _environ(b"", REQUEST_METHOD="GET")
+    _call(ShadowtapWSGIMiddleware(_answers_401, capturer=recorder.capturer), environ)
+    (env,) = recorder.envelopes
+    assert (env.body, env.body_size, env.truncated) == (b"", 0, False)
+    assert "request_body_skipped" not in env.meta

@@ -25,8 +25,21 @@ def test_round_trip() -> None:
         attempts=3,
         error="e",
         error_kind="status-503",
+        incomplete="truncated",
     )
     assert decode(encode(r)) == r
+
+
+def test_incomplete_is_optional_on_the_wire() -> None:
+    # Result records evolve by optional fields: absent means a whole request body.
+    whole = encode(Result(id="i", target="t", status=200))
+    assert b"incomplete" not in whole
+    assert decode(whole).incomplete == ""
+    older = b'{"v": 1, "id": "i", "target": "t", "status": 200}'
+    assert decode(older).incomplete == ""
+    unread = Result(id="i", target="t", error_kind="blocked", error="incomplete")
+    unread.incomplete = "body-unread"
+    assert decode(encode(unread)).incomplete == "body-unread"
 
 
 def test_failure_has_null_status() -> None:

@@ -7,7 +7,7 @@ import pytest
 from shadowtap.config import ReplayerSettings, RequestRule
 from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
-from shadowtap.replayers.rewrite import Rewriter, parse_target
+from shadowtap.replayers.rewrite import Rewriter, incomplete, parse_target
 
 
 def _env(**kw: object) -> Envelope:
@@ -16,8 +16,10 @@ def _env(**kw: object) -> Envelope:
         "path": "/api/cart",
         "query": "a=1&a=2",
         "host": "shop.example",
-        "headers": [("Content-Type", "application/json"), ("Content-Length", "999")],
+        # Captured as 9 bytes, 7 after scrubbing: the rewrite sends the length it sends.
+        "headers": [("Content-Type", "application/json"), ("Content-Length", "9")],
         "body": b'{"x":1}',
+        "body_size": 9,
         "id": "0193-id",
     }
     base.update(kw)
@@ -169,3 +171,50 @@ def test_target_url_typos_are_clear_config_errors(url: str, message: str) -> Non
 def test_ipv6_target() -> None:
     t = parse_target("http://[::1]:8080")
     assert t.authority == "[::1]:8080" and t.origin == "http://[::1]:8080"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, None),
+        ({"method": "GET", "headers": [], "body": b"", "body_size": 0}, None),
+        ({"headers": [("Content-Length", "0")], "body": b"", "body_size": 0}, None),
+        # marked by capture: the app answered before reading it, or the client went away
+        (
+            {"body": b"", "body_size": 9, "truncated": True,
+             "meta": {"request_body_skipped": "not-read"}},
+            "body-unread",
+        ),
+        (
+            {"body": b"", "body_size": 9, "truncated": True,
+             "meta": {"request_body_skipped": "client-disconnected"}},
+            "body-unread",
+        ),
+        # over the capture limit, or a content type capture does not copy
+        ({"body": b"", "body_size": 100_000, "truncated": True}, "truncated"),
+        (
+            {"body": b"", "body_size": 9, "truncated": True,
+             "meta": {"request_body_skipped": "content-type"}},
+            "truncated",
+        ),
+        # from a capture that did not mark it yet: "body_size: 0, truncated: false"
+        ({"body": b"", "body_size": 0}, "body-unread"),
+        ({"body": b"{", "body_size": 1}, "body-unread"),
+    ],
+)  # fmt: skip
+def test_incomplete_says_why_a_body_is_not_the_request_body(
+    changes: dict[str, object], expected: str | None
+) -> None:
+    assert incomplete(_env(**changes)) == expected
+
+
+def test_incomplete_records_are_skipped_by_default_and_sent_without_a_body_when_asked() -> None:
+    unread = _env(body=b"", body_size=9, truncated=True, meta={"request_body_skipped": "not-read"})
+    assert Rewriter(ReplayerSettings(target="http://stg")).blocked(unread) == "incomplete"
+    send = Rewriter(ReplayerSettings(target="http://stg", incomplete="send"))
+    assert send.blocked(unread) is None
+    out = send.rewrite(unread)
+    assert out.body == b"" and _get(out.headers, "content-length") == ["0"]
+    # Deny rules still come first.
+    deny = Rewriter(ReplayerSettings(target="http://stg", deny=(RequestRule(path="/api/*"),)))
+    assert deny.blocked(unread) == "denied"
