@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from shadowtap.envelope import Envelope, encode
 from shadowtap.errors import ScrubError
 from shadowtap.processors.scrub import FieldRules, Scrubber, is_luhn_valid, is_phone_name
-from tests.pii_corpus import changed_clean_leaves, generate, leaks
+from tests.pii_corpus import AMBIGUOUS, generate, leaks, ordinary_changes
 
 
 @pytest.fixture(scope="module")
@@ -236,20 +236,26 @@ def test_common_non_pii_values_are_left_alone(scrubber: Scrubber) -> None:
     assert _scrubbed_json(scrubber, doc) == doc
 
 
-def test_corpus_no_planted_value_survives_and_clean_values_stay(scrubber: Scrubber) -> None:
-    changed = total = planted = 0
-    for sample in generate(150, seed=3):
+def test_corpus_no_planted_value_survives_and_ordinary_values_stay(scrubber: Scrubber) -> None:
+    """Issue 9's bar on the project's corpus (valid and almost-valid PII in JSON, forms, text,
+    query strings, paths, headers and nested arrays): 0 planted values left, at most 0.5 %
+    of ordinary values changed."""
+    planted: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    changed: list[tuple[str, object, object]] = []
+    for sample in generate(200, seed=3):
         before = copy.deepcopy(sample.envelope)
         scrubber.scrub(sample.envelope)
         encoded = encode(sample.envelope)
         assert leaks(encoded, sample.planted) == []
-        planted += len(sample.planted)
-        c, t = changed_clean_leaves(before, sample.envelope, sample.planted)
-        changed, total = changed + c, total + t
-        # bodies stay parseable in the shape they had (checked inside changed_clean_leaves)
+        planted.update(entity for entity, _ in sample.planted)
+        counted, altered = ordinary_changes(before, sample.envelope, sample)  # shapes kept too
+        seen.update(counted)
+        changed.extend(c for c in altered if c[0] != AMBIGUOUS)
         assert base64.b64decode(orjson.loads(encoded)["body"]) == sample.envelope.body
-    assert planted > 2000 and total > 3000
-    assert changed <= total * 0.01
+    ordinary = sum(n for category, n in seen.items() if category != AMBIGUOUS)
+    assert sum(planted.values()) > 7000 and ordinary > 4000 and len(seen) >= 18
+    assert len(changed) <= ordinary * 0.005, changed
 
 
 def test_values_capture_already_redacted_are_left_as_they_are() -> None:
