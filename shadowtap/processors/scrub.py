@@ -8,16 +8,38 @@ the worker sends the record to the DLQ, never to the mirror.
 
 How values are found, cheapest first:
 
-1. field-name rules: a JSON key, form/query name or cookie whose words match
+1. field-name rules: a JSON key, form/query name, header name or cookie whose words match
    ``scrub_field_names`` (password, token, secret, ssn, card, cvv, iban, …) is replaced
    without analysis; header names in ``scrub_headers`` (Authorization, Cookie, …) too;
 2. a single pre-screen regex: a value with no ``@``, no run of digits, no ``eyJ``, no
    key prefix… cannot hold an entity and is left alone (most values stop here);
 3. Presidio's pattern recognizers, only those of ``scrub_entities`` whose own cheap gate
-   matches (no NER, no model download); phone numbers are validated with ``phonenumbers``
-   for ``scrub_phone_regions`` (bare digit strings only under a phone-like field name);
-   JWTs and API keys (Stripe, AWS, GitHub, Slack, Google) have recognizers of ours;
+   matches (no NER, no model download); JWTs and API keys (Stripe, AWS, GitHub, Slack,
+   Google) have recognizers of ours; phone numbers are ours too (next section);
 4. results per distinct value are cached (``scrub_cache_size``).
+
+Fail closed: under a sensitive name or in a sensitive shape, invalid is not safe. Real
+traffic is full of typos, test values and numbers from elsewhere, and each is still
+someone's data, so a value is scrubbed when it is *shaped* like an entity, valid or not:
+
+- phone numbers: under a phone-like name (the words ``phone``, ``tel``, ``mobile``, ``fax``,
+  ``msisdn``, ``cell`` in snake_case, camelCase or kebab-case; not ``hotel``, ``cancelled``),
+  any phone-shaped value, bare digits too; elsewhere a number *written* as a phone: E.164
+  with ``+``, NANP with separators or brackets, or the national format (trunk prefix, then
+  groups) of one of ``scrub_phone_regions``, whose length ``phonenumbers`` calls *possible*
+  (unassigned area codes and numbers of other countries included);
+- card numbers that fail Luhn, when laid out as a major network's card (prefix, length,
+  4-4-4-4 / 4-6-5 / 4-6-4 or contiguous); a Luhn-valid number only when written as a card
+  (not a 13-digit barcode, not a 3-7-7 order number);
+- IBANs with bad check digits in their country's exact format;
+- e-mails under private top-level domains (``.internal``, ``.corp``, ``.local``), but not
+  file names (``logo@2x.png``) or package pins (``react@18.2.0``);
+- SSN-shaped numbers outside the issued ranges (``000``, ``666``, ``9xx``, ``…-00-…``);
+- IPv6 short forms (``::1``, ``fe80::1``) and unsigned JWTs match as they are.
+
+A number with letters next to it, a date, a decimal or a bare digit run (outside a phone
+name) is not phone-shaped; four dotted numbers that are a valid IPv4 literal are an address
+even when they are a version (nothing tells them apart).
 
 With ``scrub_nlp_model`` naming an installed spaCy model, Presidio's AnalyzerEngine also
 looks for names and locations in free text (off by default).
@@ -27,9 +49,10 @@ Replacements (``scrub_mode``):
 - ``pseudonymize`` (default): consistent per ``scrub_key`` (keyed HMAC-SHA256), and shaped
   like the original so staging validation passes: an e-mail stays an e-mail
   (``u-…@example.com``), a card number a Luhn-valid test number with the same layout, a phone
-  a valid phone of the same region, an IBAN one with valid check digits, an SSN a valid-form
-  SSN, an IP a private address, a JWT a well-formed JWT; field-rule values keep their
-  character classes and length;
+  one with the same layout (a valid phone of the same region when the original was valid;
+  NANP keeps its area code), an IBAN one with valid check digits, an SSN a valid-form SSN,
+  an IP a private address, a JWT a well-formed JWT; field-rule values keep their character
+  classes and length;
 - ``redact``: ``[EMAIL_ADDRESS]`` … and ``[REDACTED]``;
 - ``hash``: ``<ENTITY>_<16 hex digits of HMAC>``.
 
@@ -37,7 +60,8 @@ Settings (``[processor]``): ``scrub_mode``, ``scrub_key`` (empty: a fixed develo
 set one in production, the same for every worker), ``scrub_entities``,
 ``scrub_thresholds`` (minimum score per entity, default 0.4, US_SSN 0.5),
 ``scrub_field_names``, ``scrub_headers``, ``scrub_skip_headers`` (values left as they are),
-``scrub_phone_regions``, ``scrub_nlp_model``, ``scrub_cache_size``::
+``scrub_phone_regions`` (ISO codes ``phonenumbers`` knows, else start-up fails),
+``scrub_nlp_model``, ``scrub_cache_size``::
 
     scrubber = Scrubber.from_settings(settings.processor)
     counts = scrubber.scrub(env)      # in place; {"EMAIL_ADDRESS": 2, "field": 1, …}
@@ -76,11 +100,15 @@ FIELD = "field"  # the count key for values replaced by a field-name or header r
 # it are never analyzed. The lookahead names every first character, so the search skips
 # the rest of a value at C speed (a third faster over typical JSON values).
 _PRESCREEN = re.compile(
-    r"(?=[@\d:eAsprgxA-Z])(?:@|\d[\d\s().+/-]{4,}\d|:[0-9A-Fa-f]{0,4}:|eyJ|AKIA|AIza|"
-    r"\b[spr]k_|gh[pousr]_|xox[abpr]-|[A-Z]{2}\d{2})"
+    r"(?=[@\d:eAsprgxA-Z])(?:@|\d[\d\s().+/-]{4,}\d|:[0-9A-Fa-f]{0,4}:|eyJ|AKIA|ASIA|AIza|"
+    r"\b[spr]k_|gh[pousr]_|github_pat_|xox[abprs]-|[A-Z]{2}\d{2})"
 )
 _PHONE_SPAN = re.compile(r"(?<![\w.+/-])\+?\(?\d[\d\s().-]{5,19}\d(?![\w/]|\.\d|-\d|@)")
+_PHONE_SCORE = 0.4
 _NANP = re.compile(r"(?:\+?1[ .-]?)?\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]?\d{4}")
+# A NANP number written as one: brackets or separators between area code, exchange and line.
+_NANP_FORMAT = re.compile(r"(?:\+?1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}")
+_DECIMAL = re.compile(r"\+?\d+\.\d+")
 _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}")
 _GATES: dict[str, Callable[[str], bool]] = {
     "EMAIL_ADDRESS": lambda s: "@" in s,
@@ -92,19 +120,41 @@ _GATES: dict[str, Callable[[str], bool]] = {
         r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
     ).search,  # type: ignore[dict-item]
     "JWT": lambda s: "eyJ" in s,
-    "API_KEY": re.compile(r"AKIA|AIza|[spr]k_|gh[pousr]_|xox[abpr]-").search,  # type: ignore[dict-item]
+    "API_KEY": re.compile(r"AKIA|ASIA|AIza|[spr]k_|gh[pousr]_|github_pat_|xox[abprs]-").search,  # type: ignore[dict-item]
 }
+# Key shapes, with lengths loose enough that a truncated or padded key is still a key.
 _API_KEY_PATTERNS = (
-    r"\b[spr]k_(?:live|test)_[0-9A-Za-z]{16,}\b",
-    r"\bAKIA[0-9A-Z]{16}\b",
-    r"\bgh[pousr]_[0-9A-Za-z]{36,}\b",
-    r"\bxox[abpr]-[0-9A-Za-z-]{10,}\b",
-    r"\bAIza[0-9A-Za-z_-]{35}\b",
+    r"\b[spr]k_(?:live|test)_[0-9A-Za-z]{10,}\b",
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{12,}\b",
+    r"\bgh[pousr]_[0-9A-Za-z]{20,}\b",
+    r"\bgithub_pat_[0-9A-Za-z_]{20,}\b",
+    r"\bxox[abprs]-[0-9A-Za-z-]{10,}\b",
+    r"\bAIza[0-9A-Za-z_-]{30,}",
 )
 _JWT_PATTERN = r"\beyJ[0-9A-Za-z_-]{5,}\.eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*"
-_API_KEY_PREFIX = re.compile(r"^(?:[spr]k_(?:live|test)_|AKIA|gh[pousr]_|xox[abpr]-|AIza)")
+_API_KEY_PREFIX = re.compile(
+    r"^(?:[spr]k_(?:live|test)_|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abprs]-|AIza)"
+)
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
-_PHONE_HINT = re.compile(r"phone|mobile|tel|fax|msisdn|cell", re.IGNORECASE)
+# A name holds a phone number when one of its words is one of these (glued to number/no/nr
+# too: "phonenumber", "telno"), or ends in "phone" ("telephone", "homephone"). Words, not
+# substrings: "hotel", "cancelled", "telemetry" and "cellar" are not phone names.
+_PHONE_WORDS = frozenset(
+    w + tail
+    for w in ("phone", "tel", "telefon", "telefono", "mobile", "fax", "msisdn", "cell")
+    for tail in ("", "number", "num", "no", "nr")
+)
+# ... unless its last word says the value is a time or a count ("phone_verified_at").
+_NOT_PHONE_LAST = frozenset({"at", "on", "date", "time", "ts", "timestamp", "count"})
+# An e-mail host whose last label is one of these is a file name ("logo@2x.png").
+_FILE_SUFFIXES = frozenset(
+    {
+        *("png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico", "bmp", "tif", "tiff"),
+        *("css", "js", "mjs", "map", "json", "xml", "html", "htm", "txt", "csv", "pdf"),
+        *("gz", "tgz", "tar", "woff", "woff2", "ttf", "otf", "eot"),
+        *("mp3", "mp4", "webm", "wav", "ogg", "avi"),
+    }
+)
 _TEXT_ENCODINGS = ("gzip", "x-gzip", "deflate")
 
 
@@ -134,13 +184,16 @@ class _Direct:
     score to 1 or discarding, ``invalidate_result`` discarding) at a fraction of the cost.
     """
 
-    __slots__ = ("_patterns", "_rec")
+    __slots__ = ("_fail_closed", "_patterns", "_rec")
 
-    def __init__(self, recognizer: Any) -> None:
+    def __init__(
+        self, recognizer: Any, fail_closed: Callable[[str, int, int], bool] | None = None
+    ) -> None:
         import regex  # type: ignore[import-untyped]
 
         flags = recognizer.global_regex_flags or 0
         self._rec = recognizer
+        self._fail_closed = fail_closed  # keeps a match the validator refused, in context
         self._patterns = [
             (regex.compile(p.regex, flags), p.score, _NEEDS.get(p.name, ()))
             for p in recognizer.patterns
@@ -157,6 +210,8 @@ class _Direct:
                     continue
                 matched = text[span[0] : span[1]]
                 valid = self._rec.validate_result(matched)
+                if valid is False and self._fail_closed is not None:
+                    valid = self._fail_closed(text, *span) or False
                 if valid is False or self._rec.invalidate_result(matched):
                     continue
                 score = 1.0 if valid else base
@@ -165,9 +220,14 @@ class _Direct:
         return [(start, end, score) for (start, end), score in best.items()]
 
 
-def _by_host(validate: Callable[[str], bool]) -> Callable[[str], bool]:
-    """Presidio's e-mail check, remembered per host: it asks tldextract about the host alone
-    (``lenient_netloc``), and hosts repeat where addresses do not."""
+def _email_by_host(validate: Callable[[str], bool]) -> Callable[[str], bool]:
+    """Presidio's e-mail check, failing closed and remembered per host.
+
+    A host tldextract does not know (``.internal``, ``.corp``, ``.local``) still makes an
+    e-mail, unless its last label is a file suffix (``logo@2x.png``) or not a word
+    (``react@18.2.0``). tldextract looks at the host alone (``lenient_netloc``), and hosts
+    repeat where addresses do not.
+    """
     from tldextract.remote import lenient_netloc
 
     known: dict[str, bool] = {}
@@ -176,12 +236,112 @@ def _by_host(validate: Callable[[str], bool]) -> Callable[[str], bool]:
         host = lenient_netloc(text)
         ok = known.get(host)
         if ok is None:
-            ok = validate(text)
+            label = host.rpartition(".")[2]
+            ok = bool(validate(text)) or (
+                len(label) >= 2 and label.isalpha() and label.lower() not in _FILE_SUFFIXES
+            )
             if len(known) < 10_000:
                 known[host] = ok
         return ok
 
     return validate_result
+
+
+# Card numbers of the major networks by prefix and length, and how each length is grouped.
+_CARD_NETWORK = re.compile(
+    r"(?=4|5[1-5]|2[2-7]|6011|64[4-9]|65|35)\d{16}|(?=3[47])\d{15}|(?=30[0-5]|36|38)\d{14}"
+)
+_CARD_GROUPS = {16: (4, 4, 4, 4), 15: (4, 6, 5), 14: (4, 6, 4)}
+_MASTERCARD_2_SERIES = r"\b2[2-7]\d{2}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b"  # Presidio's misses it
+_MORE_GROUPS = {" ": re.compile(r" \d+(?![\d/])"), "-": re.compile(r"-\d+(?![\d/])")}
+
+
+def _written_as_card(text: str) -> bool:
+    """14 to 19 digits, contiguous or split by one kind of separator into three groups or
+    more: an EAN-13 barcode or a 3-7-7 order number passes Luhn one time in ten, but is not
+    written as a card."""
+    digits = sum(c.isdigit() for c in text)
+    separators = [c for c in text if not c.isdigit()]
+    return 14 <= digits <= 19 and (
+        not separators or (len(separators) >= 2 and len(set(separators)) == 1)
+    )
+
+
+def is_card_shaped(text: str) -> bool:
+    """Laid out as a card number of a major network, whatever its Luhn check says."""
+    digits = _only_digits(text)
+    if not _CARD_NETWORK.fullmatch(digits):
+        return False
+    separators = {c for c in text if not c.isdigit()}
+    if not separators:
+        return True
+    if len(separators) > 1:
+        return False
+    groups = tuple(len(g) for g in text.split(separators.pop()))
+    return groups == _CARD_GROUPS[len(digits)]
+
+
+def _card_typo(text: str, start: int, end: int) -> bool:
+    """A card-shaped number that fails Luhn is a typo of a card, unless it is four groups of
+    a longer run (a 22-digit parcel number's middle); a trailing expiry ``12/28`` is fine."""
+    number = text[start:end]
+    if not is_card_shaped(number):
+        return False
+    separator = next((c for c in number if not c.isdigit()), None)
+    if separator is None:
+        return True
+    if start >= 2 and text[start - 1] == separator and text[start - 2].isdigit():
+        return False
+    return not _MORE_GROUPS[separator].match(text, end)
+
+
+def _card_written_as_one(validate: Callable[[str], bool]) -> Callable[[str], bool]:
+    """Presidio's Luhn check, on numbers written as a card (``_written_as_card``)."""
+
+    def validate_result(text: str) -> bool:
+        return _written_as_card(text) and bool(validate(text))
+
+    return validate_result
+
+
+def _iban_or_shaped(validate: Callable[[str], bool | None]) -> Callable[[str], bool | None]:
+    """Presidio's IBAN check, failing closed: bad check digits in a country's exact format
+    are a typo of an IBAN, not something else."""
+    from presidio_analyzer.predefined_recognizers.generic.iban_patterns import (
+        regex_per_country,
+    )
+
+    formats = {country: re.compile(rx) for country, rx in regex_per_country.items()}
+
+    def validate_result(text: str) -> bool | None:
+        result = validate(text)
+        if result is False:
+            compact = text.replace(" ", "").replace("-", "")
+            shape = formats.get(compact[:2])
+            if shape is not None and shape.fullmatch(compact):
+                return True
+        return result
+
+    return validate_result
+
+
+def _mixed_delimiters(text: str) -> bool:
+    """The one SSN check kept from Presidio: ``123-45 6789`` is not written as one number.
+    Numbers outside the issued ranges (``000``, ``666``, ``9xx``, group ``00``, serial
+    ``0000``) are typos or test values of an SSN, and scrubbed."""
+    return len({c for c in text if not c.isdigit()}) > 1
+
+
+def _fail_closed(entity: str, recognizer: Any) -> None:
+    """Widen a Presidio recognizer's checks from "valid" to "shaped like one"."""
+    if entity == "EMAIL_ADDRESS":
+        recognizer.validate_result = _email_by_host(recognizer.validate_result)
+    elif entity == "CREDIT_CARD":
+        recognizer.validate_result = _card_written_as_one(recognizer.validate_result)
+    elif entity == "IBAN_CODE":
+        recognizer.validate_result = _iban_or_shaped(recognizer.validate_result)
+    elif entity == "US_SSN":
+        recognizer.invalidate_result = _mixed_delimiters
 
 
 class _Analyze:
@@ -226,9 +386,15 @@ class Detector:
         self.entities = tuple(entities)
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self.phone_regions = tuple(phone_regions)
+        self._trunk_prefixes = _trunk_prefixes(self.phone_regions)
         factories: dict[str, Callable[[], Any]] = {
             "EMAIL_ADDRESS": EmailRecognizer,
-            "CREDIT_CARD": CreditCardRecognizer,
+            "CREDIT_CARD": lambda: CreditCardRecognizer(
+                patterns=[
+                    *CreditCardRecognizer.PATTERNS,
+                    Pattern("Mastercard 2-series", _MASTERCARD_2_SERIES, 0.3),
+                ]
+            ),
             "IBAN_CODE": IbanRecognizer,
             "US_SSN": UsSsnRecognizer,
             "IP_ADDRESS": IpRecognizer,
@@ -249,9 +415,11 @@ class Detector:
                 continue
             if entity in factories:
                 rec = factories[entity]()
-                if entity == "EMAIL_ADDRESS":
-                    rec.validate_result = _by_host(rec.validate_result)
-                run = _Analyze(rec, entity) if entity == "IBAN_CODE" else _Direct(rec)
+                _fail_closed(entity, rec)
+                if entity == "IBAN_CODE":
+                    run: Callable[[str], list[tuple[int, int, float]]] = _Analyze(rec, entity)
+                else:
+                    run = _Direct(rec, _card_typo if entity == "CREDIT_CARD" else None)
                 self._recognizers.append((entity, _GATES[entity], run))
             elif not nlp_model:
                 raise ScrubError(
@@ -281,23 +449,41 @@ class Detector:
         return self._find_nlp(text, found)
 
     def _find_phones(self, text: str, hint: bool, taken: list[_Finding]) -> list[_Finding]:
-        out = []
-        threshold = self.thresholds.get("PHONE_NUMBER", DEFAULT_THRESHOLD)
+        """Phone-shaped spans: any under a phone-like name, else those written as a phone."""
+        out: list[_Finding] = []
+        if self.thresholds.get("PHONE_NUMBER", DEFAULT_THRESHOLD) > _PHONE_SCORE:
+            return out
         for m in _PHONE_SPAN.finditer(text):
-            span = m.group().strip()
+            span = m.group().rstrip()
+            start = m.start()
+            if span[0] == "(" and ")" not in span:  # "(459.968.4802)": the bracket is the text's
+                span, start = span[1:], start + 1
             digits = sum(c.isdigit() for c in span)
             if not 7 <= digits <= 15 or _DATE_LIKE.fullmatch(span):
                 continue
-            if not hint and not span.startswith("+") and digits == len(span):
-                continue  # a bare digit run is an id or amount unless the field says phone
-            score = 0.4 if hint or not span[0].isdigit() or not span.isdigit() else 0.3
-            start = m.start() + (len(m.group()) - len(m.group().lstrip()))
             end = start + len(span)
             if any(start < t.end and t.start < end for t in taken):
                 continue  # a card, IBAN or SSN already claims these digits
-            if score >= threshold and is_phone(span, self.phone_regions):
-                out.append(_Finding(start, end, "PHONE_NUMBER", score))
+            if hint or self._written_as_phone(span, digits):
+                out.append(_Finding(start, end, "PHONE_NUMBER", _PHONE_SCORE))
         return out
+
+    def _written_as_phone(self, span: str, digits: int) -> bool:
+        """E.164 with ``+``, NANP with separators or brackets, or a configured region's
+        national format (its trunk prefix, then groups), of a possible length: possible, not
+        only valid. A number valid somewhere but written otherwise ("2024-01-15 10:30",
+        "94107-1234", "21.17.179") is a date, a ZIP+4 or a version more often than a phone."""
+        if digits == len(span) or _DECIMAL.fullmatch(span.strip("()")):
+            return False  # a bare digit run or a decimal is an id or an amount
+        if span.startswith("+"):
+            return is_possible_phone(span, None)
+        if _NANP_FORMAT.fullmatch(span):
+            return True
+        bare = span.lstrip("(")
+        return any(
+            bare.startswith(prefix) and is_possible_phone(span, region)
+            for region, prefix in self._trunk_prefixes
+        )
 
     def _find_nlp(self, text: str, found: list[_Finding]) -> list[_Finding]:
         if self._nlp is not None and any(c.isalpha() for c in text) and " " in text:
@@ -345,6 +531,44 @@ def is_phone(text: str, regions: Sequence[str]) -> bool:
         if phonenumbers.is_valid_number(number):
             return True
     return False
+
+
+def is_possible_phone(text: str, region: str | None) -> bool:
+    """Whether ``text`` has a possible length for its country: assigned or not, it could be
+    someone's number (unassigned area codes, typos, test numbers)."""
+    import phonenumbers
+
+    try:
+        return bool(phonenumbers.is_possible_number(phonenumbers.parse(text, region)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _trunk_prefixes(regions: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(region, national prefix) for the regions outside NANP, whose national format (the
+    trunk prefix, usually ``0``, then groups) marks a phone; NANP's format is ``_NANP_FORMAT``."""
+    import phonenumbers
+
+    out = []
+    for region in regions:
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+        if meta is None:
+            raise ScrubError(
+                f"processor.scrub_phone_regions: {region!r} is not a region phonenumbers knows; "
+                "use ISO 3166 codes such as US, GB, DE"
+            )
+        if meta.country_code != 1 and meta.national_prefix:
+            out.append((region.upper(), meta.national_prefix))
+    return tuple(out)
+
+
+def is_phone_name(name: str) -> bool:
+    """Whether a field's name says it holds a phone number (see ``_PHONE_WORDS``)."""
+    words = [w for w in (w.rstrip("0123456789") for w in _words(name)) if w]  # phone2, at_1
+    if not words or words[-1] in _NOT_PHONE_LAST:
+        return False
+    singular = (w[:-1] if w.endswith("s") else w for w in words)
+    return any(w in _PHONE_WORDS or w.endswith("phone") for w in singular)
 
 
 class Pseudonyms:
@@ -435,11 +659,13 @@ class Pseudonyms:
         keep += 3 if len(digits) >= 10 else 0
         keep = min(keep, len(digits) - 4)
         candidate = value
-        for attempt in range(20):
+        # A valid number gets a valid one; an invalid one its own shape, at the first draw.
+        valid = is_phone(value, self._regions)
+        for attempt in range(20 if valid else 1):
             tail = self.digits(f"phone{attempt}", digits, len(digits) - keep)
             tail = str(2 + int(tail[0]) % 8) + tail[1:]
             candidate = _relayout(value, digits[:keep] + tail)
-            if candidate != value and is_phone(candidate, self._regions):
+            if candidate != value and (not valid or is_phone(candidate, self._regions)):
                 return candidate
         return candidate
 
@@ -606,11 +832,11 @@ class Scrubber:
         return self._replace("IP_ADDRESS", client)
 
     def _path(self, path: str, counts: Counter[str]) -> str:
-        if not _PRESCREEN.search(path):
-            return path
+        if "%" not in path and not _PRESCREEN.search(path):
+            return path  # percent-encoding hides values from the pre-screen: decode first
         segments = path.split("/")
         for i, seg in enumerate(segments):
-            if seg and _PRESCREEN.search(seg):
+            if seg:
                 plain = unquote(seg)
                 new = self.text(plain, counts)
                 if new != plain:
@@ -641,8 +867,8 @@ class Scrubber:
             elif lower in self._headers:
                 counts[FIELD] += 1
                 out.append((name, self._secret_header(lower, value)))
-            else:
-                out.append((name, self.text(value, counts)))
+            else:  # named like a secret or a phone ("X-MSISDN"), the name's rule applies
+                out.append((name, self.value(value, name, counts)))
         return out
 
     def _secret_header(self, name: str, value: str) -> str:
@@ -747,7 +973,7 @@ class Scrubber:
         if self.fields.is_sensitive(name):
             kind = _SECRET
         else:
-            kind = _PHONE if _PHONE_HINT.search(name) else _PLAIN
+            kind = _PHONE if is_phone_name(name) else _PLAIN
         if len(self._names) < 10_000:
             self._names[name] = kind
         return kind
