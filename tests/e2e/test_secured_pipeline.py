@@ -1,8 +1,8 @@
 """Capture → process → replay, every stage through the broker's SASL_SSL listener (SCRAM-SHA-512,
 a private CA): a real FastAPI app behind the capture middleware under uvicorn, a real
 ``shadowtap process`` worker and a real ``shadowtap replay`` worker delivering to a real HTTP
-server. Every stage reads its security from SHADOWTAP_KAFKA_* alone; the password from the
-variable named by ``sasl_password_env``."""
+server; then ``shadowtap demo`` on the same listener. Every stage reads its security from
+SHADOWTAP_KAFKA_* alone, the password from the variable named by ``sasl_password_env``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from shadowtap.config import Settings
+from shadowtap.config import KafkaSettings, Settings
 from shadowtap.devkafka import free_port
 from shadowtap.kafka import create_topics
 from tests.conftest import kafka_env
@@ -141,3 +141,26 @@ def test_capture_process_replay_all_through_sasl_ssl(
         assert seen.headers["X-Shadowtap-Id"]
         assert EMAIL.encode() not in seen.body  # the processor scrubbed it on the way
         assert orjson.loads(seen.body)["email"] != EMAIL
+
+
+def test_demo_runs_every_stage_on_a_secured_cluster(
+    secured_kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    # The demo takes an existing cluster from SHADOWTAP_BOOTSTRAP and its security from
+    # SHADOWTAP_KAFKA_*, and must hand both to the app, processor and replayer it starts.
+    env = kafka_env(secured_kafka, sasl_password="", sasl_password_env="E2E_KAFKA_PASSWORD")
+    env.update(
+        E2E_KAFKA_PASSWORD=secured_kafka.sasl_password,
+        SHADOWTAP_BOOTSTRAP=secured_kafka.bootstrap,
+        SHADOWTAP_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "shadowtap.cli", "demo",
+         "--requests", "30", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=280, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = orjson.loads((tmp_path / "shadowtap-demo-report.json").read_bytes())
+    assert report["passed"] is True and all(report["checks"].values())
+    assert 0 < report["mirrored"] == report["replayed"]
+    assert report["leaked_pii_values"] == []
