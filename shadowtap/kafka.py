@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import ssl
@@ -177,7 +178,7 @@ class Security:
         )
         if not tls:
             return security
-        return cls(**{**_fields(security), "ssl_context": _ssl_context(security)})
+        return dataclasses.replace(security, ssl_context=_ssl_context(security))
 
     def librdkafka(self) -> dict[str, Any]:
         """The confluent-kafka (librdkafka) properties."""
@@ -246,10 +247,6 @@ class Security:
             if self.cert_file:
                 parts.append(f"client certificate {self.cert_file}")
         return ", ".join(parts)
-
-
-def _fields(security: Security) -> dict[str, Any]:
-    return {name: getattr(security, name) for name in Security.__dataclass_fields__}
 
 
 def _refuse_security_properties(props: Mapping[str, Any]) -> None:
