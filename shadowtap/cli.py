@@ -181,7 +181,7 @@ def _replay(args: argparse.Namespace) -> int:
     from shadowtap.replayers.worker import run_replayer
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
-    settings = checked_settings(args)
+    settings = load_settings(args)
     replayer: dict[str, Any] = {}
     for key in ("speed", "max_in_flight", "metrics_port"):
         value = getattr(args, key)
@@ -195,6 +195,12 @@ def _replay(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         settings = replace(settings, replayer=replace(settings.replayer, **replayer))
+    from shadowtap.kafka import wait_for_broker
+    from shadowtap.replayers.rewrite import parse_target
+
+    # A typo in the target is said before Kafka is asked anything.
+    parse_target(args.target or settings.replayer.target)
+    wait_for_broker(settings.kafka)
     return run_replayer(settings, target=args.target, group=args.group)
 
 
