@@ -62,6 +62,19 @@ def load_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def checked_settings(
+    args: argparse.Namespace, clients: tuple[str, ...] = ("librdkafka",)
+) -> Settings:
+    """``load_settings``, then the start-up check (shadowtap.kafka.wait_for_broker): a
+    cluster that refuses our password or certificates stops the command in seconds, saying
+    which, instead of a client retrying forever."""
+    from shadowtap.kafka import wait_for_broker
+
+    settings = load_settings(args)
+    wait_for_broker(settings.kafka, clients=clients)
+    return settings
+
+
 def _kafka(args: argparse.Namespace) -> int:
     from shadowtap.devkafka import LocalKafka, docker_available, ensure_jars
 
@@ -99,7 +112,7 @@ def _topics(args: argparse.Namespace) -> int:
     from shadowtap.kafka import create_topics, describe_topics, topic_specs
 
     out = console()
-    settings = load_settings(args)
+    settings = checked_settings(args)
     if args.action == "create":
         for name, state in create_topics(settings).items():
             colour = "green" if state == "created" else "dim"
@@ -131,17 +144,27 @@ def _collect(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from shadowtap.errors import KafkaError, KafkaSecurityError
+    from shadowtap.kafka import wait_for_broker
     from shadowtap.producers.collector import serve
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(load_settings(args), args.host, args.port, args.metrics_port or 0))
+    settings = load_settings(args)
+    try:
+        wait_for_broker(settings.kafka)
+    except KafkaSecurityError:
+        raise
+    except KafkaError as exc:  # capture never waits on Kafka: it drops and counts meanwhile
+        logging.getLogger("shadowtap.collect").warning("%s; collecting anyway", exc)
+    asyncio.run(serve(settings, args.host, args.port, args.metrics_port or 0))
     return 0
 
 
 def _process(args: argparse.Namespace) -> int:
     from shadowtap.processors.app import run_worker
 
-    return run_worker(load_settings(args), web_port=args.web_port, loglevel=args.loglevel)
+    settings = checked_settings(args, ("librdkafka", "aiokafka"))  # Faust reads via aiokafka
+    return run_worker(settings, web_port=args.web_port, loglevel=args.loglevel)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -164,6 +187,12 @@ def _replay(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         settings = replace(settings, replayer=replace(settings.replayer, **replayer))
+    from shadowtap.kafka import wait_for_broker
+    from shadowtap.replayers.rewrite import parse_target
+
+    # A typo in the target is said before Kafka is asked anything.
+    parse_target(args.target or settings.replayer.target)
+    wait_for_broker(settings.kafka)
     return run_replayer(settings, target=args.target, group=args.group)
 
 

@@ -16,8 +16,11 @@ expected, so a typo fails at start-up instead of silently doing the default.
 Example ``shadowtap.toml``::
 
     [kafka]
-    bootstrap = "kafka-1:9092,kafka-2:9092"
-    librdkafka = { "security.protocol" = "SASL_SSL" }
+    bootstrap = "kafka-1:9096,kafka-2:9096"
+    security_protocol = "SASL_SSL"
+    sasl_mechanism = "SCRAM-SHA-512"
+    sasl_username = "shadowtap"
+    sasl_password_env = "KAFKA_PASSWORD"    # the password itself stays in the environment
 
     [topics]
     partitions = 12
@@ -53,11 +56,30 @@ _NON_SETTING_ENV = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
-    """How to reach the cluster. ``librdkafka`` passes extra client properties through."""
+    """How to reach the cluster, security included; the same for every client of every stage.
+
+    ``security_protocol`` and the ``sasl_*``/``ssl_*`` keys are translated for librdkafka and
+    aiokafka alike (shadowtap.kafka.Security checks them at start-up). Passwords may come
+    from a variable named by ``sasl_password_env``/``ssl_key_password_env`` instead.
+    ``librdkafka`` passes extra tuning properties to the librdkafka clients only, so security
+    properties there are refused. ``connect_timeout_s`` bounds the start-up check.
+    """
 
     bootstrap: str = "127.0.0.1:9092"
     client_id: str = "shadowtap"
     compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = "lz4"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str = ""
+    sasl_password: str = ""
+    sasl_password_env: str = ""
+    ssl_ca_file: str = ""  # "": the system's CA store
+    ssl_cert_file: str = ""  # client certificate (mTLS), with ssl_key_file
+    ssl_key_file: str = ""
+    ssl_key_password: str = ""
+    ssl_key_password_env: str = ""
+    ssl_check_hostname: bool = True
+    connect_timeout_s: float = 15.0
     librdkafka: dict[str, str] = field(default_factory=dict)
 
 
@@ -509,6 +531,26 @@ def _from_env(cls: type[Any], environ: Mapping[str, str]) -> dict[str, Any]:
             )
         key = rest[len(section) + 1 :]
         out.setdefault(section, {})[key] = _EnvText(value)
+    return out
+
+
+def to_env(section: str, value: Any) -> dict[str, str]:
+    """``SHADOWTAP_<SECTION>_<KEY>`` variables for the fields of ``value`` (a section's
+    dataclass) that differ from their defaults: what a child process needs for
+    ``Settings.load`` to give it the same section."""
+    default = type(value)()
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(value):
+        current = getattr(value, f.name)
+        if current is None or current == getattr(default, f.name):
+            continue
+        if isinstance(current, bool):
+            text = "true" if current else "false"
+        elif isinstance(current, str | int | float):
+            text = str(current)
+        else:
+            text = orjson.dumps(current).decode()
+        out[f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}"] = text
     return out
 
 

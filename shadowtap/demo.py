@@ -9,6 +9,10 @@ mirror topic, health checks and duplicates were dropped, every mirrored request 
 replayed, and where staging answered differently from production.
 
     shadowtap demo [--requests 200] [--report-dir .] [--keep-kafka]
+
+On an existing cluster (``SHADOWTAP_BOOTSTRAP``) every stage uses the ``[kafka]`` settings
+of ``SHADOWTAP_CONFIG`` and ``SHADOWTAP_KAFKA_*``, security included; a local broker is
+plaintext.
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from shadowtap.config import Settings
+from shadowtap.config import KafkaSettings, Settings, to_env
 from shadowtap.devkafka import cache_dir, free_port, resolve_broker
 from shadowtap.envelope import Envelope, decode
 from shadowtap.errors import EnvelopeError, ShadowtapError
@@ -67,15 +71,23 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
     run_home = cache_dir() / "run" / f"demo-{run_id}"
     run_home.mkdir(parents=True, exist_ok=True)
     out.print(f"[bold]shadowtap demo[/bold] run {run_id} · logs in {run_home}")
+    user_kafka = Settings.load().kafka  # how to reach an existing cluster (security)
     with resolve_broker(
-        "default", keep_running=keep_kafka, progress=lambda m: out.print(f"[cyan]•[/cyan] {m}")
+        "default",
+        keep_running=keep_kafka,
+        progress=lambda m: out.print(f"[cyan]•[/cyan] {m}"),
+        kafka=user_kafka,
     ) as broker:
         out.print(f"[green]✓[/green] Kafka {broker.describe()}")
         prefix = f"shadowtap.demo-{run_id}"
+        kafka = replace(
+            user_kafka if broker.kind == "external" else KafkaSettings(),
+            bootstrap=broker.bootstrap,
+            client_id="shadowtap-demo",
+        )
         settings = Settings.load(
             env={},
             overrides={
-                "kafka": {"bootstrap": broker.bootstrap, "client_id": "shadowtap-demo"},
                 "topics": {
                     "captured": f"{prefix}.captured",
                     "mirror": f"{prefix}.mirror",
@@ -85,6 +97,7 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
                 },
             },
         )
+        settings = replace(settings, kafka=kafka)
         create_topics(settings)
         out.print(f"[green]✓[/green] topics {prefix}.{{captured,mirror,results,dlq}}")
         env = _stage_env(settings, run_id)
@@ -147,9 +160,10 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
 
 def _stage_env(settings: Settings, run_id: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
+    env.update(to_env("kafka", settings.kafka))  # security included
+    env["SHADOWTAP_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap  # even when it is the default
     env.update(
         {
-            "SHADOWTAP_BOOTSTRAP": settings.kafka.bootstrap,
             "SHADOWTAP_TOPICS_CAPTURED": settings.topics.captured,
             "SHADOWTAP_TOPICS_MIRROR": settings.topics.mirror,
             "SHADOWTAP_TOPICS_RESULTS": settings.topics.results,

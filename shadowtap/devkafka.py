@@ -8,6 +8,12 @@ The broker is resolved in this order (``resolve_broker``):
    dependencies, fetched once with Maven into the cache directory) and run with the
    machine's Java: ``StorageTool format``, then ``kafka.Kafka server.properties``.
 
+The local broker (3) can also listen with SASL_SSL and with SSL requiring a client
+certificate (mTLS), beside its plaintext listener: ``LocalKafka.start(secure=SecureListeners(...))``
+with a keystore and CA the caller made (the tests make theirs with ``cryptography``). Its SCRAM
+users are created when the storage is formatted (``StorageTool format --add-scram``: the
+broker assembled from Maven has no ``kafka-configs.sh``).
+
 ``SHADOWTAP_DEVKAFKA=local`` skips Docker. ``shadowtap kafka start|stop|status`` drives (3)
 as a background process that outlives the command; its state lives in
 ``<cache>/run/<name>/broker.json`` and its log in ``<cache>/run/<name>/kafka.log``. The cache
@@ -18,8 +24,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -77,14 +85,78 @@ def new_cluster_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class SecureListeners:
+    """TLS material and users for a local broker's secured listeners, made by the caller.
+
+    The broker then also listens with SASL_SSL (``users`` as SCRAM-SHA-256, SCRAM-SHA-512 and
+    PLAIN credentials) and with SSL that requires a client certificate signed by a CA in
+    ``client_ca_file`` (PEM). ``keystore`` is a PKCS#12 file holding the broker's key and
+    certificate; clients must trust the CA that signed it.
+    """
+
+    keystore: str
+    keystore_password: str
+    client_ca_file: str
+    users: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, password in self.users:
+            # Both end up inside a JAAS line and a StorageTool argument: keep them plain.
+            if not _PLAIN_TOKEN.fullmatch(name) or not _PLAIN_TOKEN.fullmatch(password):
+                raise DevKafkaError(
+                    f"SCRAM user {name!r}: names and passwords of the local broker's users "
+                    "may hold only letters, digits, '.', '_' and '-'"
+                )
+
+    def properties(self) -> dict[str, str]:
+        """Broker properties of the SASL_SSL and MTLS listeners (beside the plaintext one)."""
+        plain_users = " ".join(f'user_{name}="{password}"' for name, password in self.users)
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": self.keystore,
+            "ssl.keystore.password": self.keystore_password,
+            "ssl.key.password": self.keystore_password,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": self.client_ca_file,
+            "listener.name.mtls.ssl.client.auth": "required",
+            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+        }
+
+    def format_arguments(self) -> list[str]:
+        """``StorageTool format`` arguments that create the SCRAM users."""
+        return [
+            arg
+            for name, password in self.users
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+            for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
+
+
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True)
 class Broker:
-    """A broker shadowtap can talk to, and where it came from."""
+    """A broker shadowtap can talk to, and where it came from.
+
+    ``sasl_ssl_bootstrap`` and ``mtls_bootstrap`` are set when a local broker was started
+    with SecureListeners.
+    """
 
     bootstrap: str
     kind: str  # "external" | "docker" | "local"
     pid: int | None = None
     log: str | None = None
     version: str = KAFKA_VERSION
+    sasl_ssl_bootstrap: str | None = None
+    mtls_bootstrap: str | None = None
 
     def describe(self) -> str:
         where = {
@@ -204,9 +276,18 @@ class LocalKafka:
         return None
 
     def start(
-        self, *, fresh: bool = False, timeout: float = 90.0, progress: Progress = lambda _m: None
+        self,
+        *,
+        fresh: bool = False,
+        timeout: float = 90.0,
+        progress: Progress = lambda _m: None,
+        secure: SecureListeners | None = None,
     ) -> tuple[Broker, bool]:
-        """Start the broker unless it runs; return it and whether this call started it."""
+        """Start the broker unless it runs; return it and whether this call started it.
+
+        With ``secure`` a broker this call starts also has the SASL_SSL and mTLS listeners
+        (one that was running already is returned as it is).
+        """
         running = self.status()
         if running is not None:
             return running, False
@@ -219,15 +300,23 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         port = free_port(self.preferred_port)
         controller = free_port()
+        listeners = {"PLAINTEXT": port}
+        if secure is not None:
+            listeners.update({"SASL_SSL": free_port(), "MTLS": free_port()})
+        served = ",".join(f"{name}://127.0.0.1:{p}" for name, p in listeners.items())
+        protocols = ",".join(f"{name}:{_PROTOCOLS.get(name, name)}" for name in listeners)
         props = self.home / "server.properties"
         props.write_text(
             _render(
                 {
                     **BROKER_PROPERTIES,
-                    "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-                    "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+                    "listener.security.protocol.map": f"{protocols},CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name": "PLAINTEXT",
+                    "listeners": f"{served},CONTROLLER://127.0.0.1:{controller}",
+                    "advertised.listeners": served,
                     "controller.quorum.voters": f"1@127.0.0.1:{controller}",
                     "log.dirs": str(data),
+                    **(secure.properties() if secure is not None else {}),
                 }
             )
         )
@@ -235,9 +324,10 @@ class LocalKafka:
         if not (data / "meta.properties").exists():
             progress("formatting storage")
             cluster_id = new_cluster_id()
+            users = secure.format_arguments() if secure is not None else []
             fmt = subprocess.run(
                 [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(props)],
+                 "-t", cluster_id, "-c", str(props), *users],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if fmt.returncode != 0:
@@ -250,7 +340,14 @@ class LocalKafka:
         )  # fmt: skip
         log.close()
         _CHILDREN[proc.pid] = proc
-        broker = Broker(f"127.0.0.1:{port}", "local", proc.pid, str(self.log_file))
+        broker = Broker(
+            f"127.0.0.1:{port}",
+            "local",
+            proc.pid,
+            str(self.log_file),
+            sasl_ssl_bootstrap=_bootstrap(listeners.get("SASL_SSL")),
+            mtls_bootstrap=_bootstrap(listeners.get("MTLS")),
+        )
         self.state_file.write_text(json.dumps(asdict(broker)))
         deadline = time.monotonic() + timeout
         while True:
@@ -300,15 +397,20 @@ def resolve_broker(
     ephemeral: bool = False,
     keep_running: bool = False,
     progress: Progress = lambda _m: None,
+    kafka: KafkaSettings | None = None,
+    secure: SecureListeners | None = None,
 ) -> Iterator[Broker]:
     """Yield a running broker (existing cluster → Docker → local JVM), cleaning up after.
 
     A local broker this call started is stopped afterwards unless ``keep_running``;
-    ``ephemeral`` starts it on empty storage and deletes that storage afterwards.
+    ``ephemeral`` starts it on empty storage and deletes that storage afterwards. ``kafka``
+    says how to reach an existing cluster (its security settings; the bootstrap is
+    SHADOWTAP_BOOTSTRAP's). ``secure`` gives a local broker its secured listeners.
     """
     bootstrap = os.environ.get("SHADOWTAP_BOOTSTRAP")
     if bootstrap:
-        wait_for_broker(KafkaSettings(bootstrap=bootstrap), timeout=30)
+        external = KafkaSettings() if kafka is None else kafka
+        wait_for_broker(dataclasses.replace(external, bootstrap=bootstrap), timeout=30)
         yield Broker(bootstrap, "external")
         return
     if os.environ.get("SHADOWTAP_DEVKAFKA", "") != "local" and docker_available():
@@ -316,7 +418,7 @@ def resolve_broker(
             yield broker
         return
     local = LocalKafka(name, preferred_port=None if name != "default" else 9092)
-    broker, started = local.start(fresh=ephemeral, progress=progress)
+    broker, started = local.start(fresh=ephemeral, progress=progress, secure=secure)
     try:
         yield broker
     finally:
@@ -372,6 +474,14 @@ def _docker_broker(progress: Progress) -> Iterator[Broker]:
         bootstrap = f"127.0.0.1:{port}"
         wait_for_broker(KafkaSettings(bootstrap=bootstrap), timeout=30)
         yield Broker(bootstrap, "docker")
+
+
+# Listener names whose security protocol is not their own name.
+_PROTOCOLS = {"MTLS": "SSL"}
+
+
+def _bootstrap(port: int | None) -> str | None:
+    return None if port is None else f"127.0.0.1:{port}"
 
 
 def _render(props: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ Library errors (confluent-kafka, httpx, Presidio, TOML) are converted at the bou
     ├── ConfigError            bad settings: names the key and the fix
     ├── EnvelopeError          a record that is not a valid envelope (goes to the DLQ)
     ├── KafkaError             the broker could not be reached or refused an operation
+    │   ├── KafkaSecurityError the cluster refused our credentials or TLS (the message says which)
     │   └── DevKafkaError      the local development broker could not be set up or started
     ├── ScrubError             a record could not be scrubbed (fail closed: DLQ)
     └── ReplayError            a delivery to a target failed
@@ -39,6 +40,10 @@ class EnvelopeError(ShadowtapError):
 
 class KafkaError(ShadowtapError):
     """The broker could not be reached or refused an operation."""
+
+
+class KafkaSecurityError(KafkaError):
+    """A wrong password, an untrusted broker certificate, a refused client certificate."""
 
 
 class DevKafkaError(KafkaError):

@@ -48,9 +48,10 @@ Settings (``[processor]`` in TOML, ``SHADOWTAP_PROCESSOR_*`` in the environment)
 - routing: ``routes`` (shadowtap.processors.routing).
 
 Topics and the broker come from ``[topics]`` and ``[kafka]``; missing topics are created at
-start. What the worker writes goes through librdkafka, ``kafka.librdkafka`` properties
-included; Faust reads through aiokafka, to which they do not apply (plaintext brokers only
-for now).
+start. What the worker writes goes through librdkafka, ``kafka.librdkafka`` tuning properties
+included; Faust reads through aiokafka. Both get the same ``[kafka]`` security (TLS, SASL
+PLAIN/SCRAM, mTLS; shadowtap.kafka.Security), and ``shadowtap process`` tries it with both
+clients before it starts.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def build_app(
     """
     import faust
 
+    from shadowtap.kafka import Security
+
     p = settings.processor
     topics = settings.topics
     metrics = metrics or Metrics()
@@ -124,6 +127,7 @@ def build_app(
         p.group,
         datadir=datadir,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap.split(",") if h.strip()],
+        **Security.of(settings.kafka).faust(),  # broker_credentials: TLS, SASL
         store="memory://",
         web_enabled=False,
         topic_partitions=topics.partitions,

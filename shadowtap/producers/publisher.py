@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from shadowtap.config import Settings
-from shadowtap.kafka import LIBRDKAFKA_LOGGER, client_config
+from shadowtap.kafka import LIBRDKAFKA_LOGGER, client_config, explain
 
 log = logging.getLogger("shadowtap.capture")
 
@@ -144,6 +144,7 @@ class Publisher:
         self.metrics = metrics or CaptureMetrics()
         self._log = RateLimitedLog(capture.log_interval_s)
         self._flush_timeout = capture.flush_timeout_s
+        self._kafka = settings.kafka
         # Queue length at which librdkafka last refused a record: its byte limit can bind
         # before the message limit, and len() counts messages only.
         self._max_queued = self._full_at = capture.queue_max_messages
@@ -212,4 +213,5 @@ class Publisher:
             self._log.warning("shadowtap: captured request not delivered to Kafka: %s", err)
 
     def _on_error(self, err: Any) -> None:
-        self._log.warning("shadowtap: Kafka client error: %s", err)
+        # A wrong password or an untrusted certificate is said as such (shadowtap.kafka.explain).
+        self._log.warning("shadowtap: Kafka client error: %s", explain(err, self._kafka) or err)

@@ -19,13 +19,13 @@ def test_defaults_need_no_file_and_no_environment() -> None:
 def test_toml_then_environment_then_overrides(tmp_path: Path) -> None:
     path = tmp_path / "shadowtap.toml"
     path.write_text(
-        '[kafka]\nbootstrap = "from-file:9092"\nlibrdkafka = { "security.protocol" = "SSL" }\n'
+        '[kafka]\nbootstrap = "from-file:9092"\nlibrdkafka = { "socket.nagle.disable" = "true" }\n'
         '[topics]\npartitions = 12\n[capture]\nexclude_paths = ["/health*"]\n'
     )
     env = {"SHADOWTAP_TOPICS_PARTITIONS": "24", "SHADOWTAP_CAPTURE_SAMPLE_PERCENT": "12.5"}
     settings = Settings.load(path, env=env, overrides={"capture": {"source": "checkout"}})
     assert settings.kafka.bootstrap == "from-file:9092"
-    assert settings.kafka.librdkafka == {"security.protocol": "SSL"}
+    assert settings.kafka.librdkafka == {"socket.nagle.disable": "true"}
     assert settings.topics.partitions == 24
     assert settings.capture.sample_percent == 12.5
     assert settings.capture.exclude_paths == ("/health*",)

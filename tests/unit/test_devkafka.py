@@ -68,3 +68,23 @@ def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) ->
     ids = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=bytes(16))])
     monkeypatch.setattr(devkafka.uuid, "uuid4", lambda: next(ids))
     assert devkafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+def test_secured_listeners_create_each_user_for_both_scram_mechanisms_and_plain() -> None:
+    secure = devkafka.SecureListeners("/b.p12", "store-pw", "/ca.pem", (("app", "s3-cret"),))
+    assert secure.format_arguments() == [
+        "--add-scram", "SCRAM-SHA-256=[name=app,password=s3-cret]",
+        "--add-scram", "SCRAM-SHA-512=[name=app,password=s3-cret]",
+    ]  # fmt: skip
+    props = secure.properties()
+    assert 'user_app="s3-cret";' in props["listener.name.sasl_ssl.plain.sasl.jaas.config"]
+    assert props["listener.name.mtls.ssl.client.auth"] == "required"
+    assert props["ssl.truststore.location"] == "/ca.pem"
+
+
+@pytest.mark.parametrize("user", [("a b", "pw"), ("app", 'p"w'), ("app", "p,w]")])
+def test_secured_listeners_refuse_users_a_jaas_line_or_the_storage_tool_would_misread(
+    user: tuple[str, str],
+) -> None:
+    with pytest.raises(DevKafkaError, match="may hold only letters, digits"):
+        devkafka.SecureListeners("/b.p12", "pw", "/ca.pem", (user,))
