@@ -45,12 +45,11 @@ from typing import Any
 import orjson
 
 from shadowtap.errors import EnvelopeError
+from shadowtap.headers import Headers, header_value
 
 VERSION = 1
 # What capture writes instead of a sensitive header's value; later stages leave it alone.
 REDACTED = "[redacted]"
-
-Headers = list[tuple[str, str]]
 
 
 # Ids need uniqueness, not secrecy: a seeded PRNG is ten times cheaper than os.urandom.
@@ -107,11 +106,7 @@ class Envelope:
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        return header_value(self.headers, name)
 
     @property
     def target(self) -> str:

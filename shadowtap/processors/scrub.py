@@ -84,8 +84,9 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 import orjson
 
 from shadowtap.config import ProcessorSettings
-from shadowtap.envelope import REDACTED, Envelope, Headers
+from shadowtap.envelope import REDACTED, Envelope
 from shadowtap.errors import ScrubError
+from shadowtap.headers import Headers
 
 log = logging.getLogger(__name__)
 

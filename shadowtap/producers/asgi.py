@@ -25,13 +25,13 @@ import urllib.parse
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Headers, Response, new_id
+from shadowtap.envelope import Response, new_id
+from shadowtap.headers import Headers, header_value
 from shadowtap.producers.core import (
     PATH_SAFE,
     BodyCopy,
     Capturer,
     content_length,
-    header_value,
     parse_length,
 )
 from shadowtap.producers.publisher import MetricHook

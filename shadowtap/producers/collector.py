@@ -51,8 +51,9 @@ from types import ModuleType
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Headers, new_id
+from shadowtap.envelope import new_id
 from shadowtap.errors import ConfigError
+from shadowtap.headers import Headers
 from shadowtap.producers.core import BodyCopy, Capturer, parse_length
 
 log = logging.getLogger("shadowtap.collect")

@@ -46,7 +46,8 @@ from typing import Any
 import orjson
 
 from shadowtap.config import Settings
-from shadowtap.envelope import REDACTED, Envelope, Headers, Response, encode, kafka_headers
+from shadowtap.envelope import REDACTED, Envelope, Response, encode, kafka_headers
+from shadowtap.headers import Headers, cookie_value, header_value
 from shadowtap.processors._patterns import compile_paths, upper_methods
 from shadowtap.processors.sampling import should_sample
 from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher
@@ -301,24 +302,6 @@ def parse_length(value: str | bytes | None) -> int | None:
         return int(value)
     except ValueError:
         return None
-
-
-def header_value(headers: Headers, lower_name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() == lower_name:
-            return value
-    return None
-
-
-def cookie_value(headers: Headers, name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() != "cookie":
-            continue
-        for part in value.split(";"):
-            k, sep, v = part.strip().partition("=")
-            if sep and k == name:
-                return v
-    return None
 
 
 def jwt_claim(authorization: str | None, claim: str) -> str | None:

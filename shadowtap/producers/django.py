@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Headers, Response, new_id
+from shadowtap.envelope import Response, new_id
+from shadowtap.headers import Headers
 from shadowtap.producers.asgi import scope_path
 from shadowtap.producers.core import Capturer, parse_length
 from shadowtap.producers.wsgi import raw_path, request_headers

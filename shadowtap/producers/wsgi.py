@@ -25,8 +25,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Headers, Response, new_id
-from shadowtap.producers.core import PATH_SAFE, BodyCopy, Capturer, header_value, parse_length
+from shadowtap.envelope import Response, new_id
+from shadowtap.headers import Headers, header_value
+from shadowtap.producers.core import PATH_SAFE, BodyCopy, Capturer, parse_length
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 

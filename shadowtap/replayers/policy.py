@@ -40,8 +40,8 @@ from typing import Any, Protocol
 import httpx
 
 from shadowtap.config import ReplayerSettings
-from shadowtap.envelope import Headers
 from shadowtap.errors import ConfigError
+from shadowtap.headers import Headers
 from shadowtap.replayers.rewrite import Outgoing
 
 Sleep = Callable[[float], Awaitable[None]]

@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from shadowtap.envelope import Headers
 from shadowtap.errors import EnvelopeError
+from shadowtap.headers import Headers
 
 VERSION = 1
 

@@ -55,8 +55,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from shadowtap.config import ReplayerSettings, RequestRule
-from shadowtap.envelope import Envelope, Headers
+from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
+from shadowtap.headers import Headers
 
 HOP_BY_HOP = frozenset(
     {

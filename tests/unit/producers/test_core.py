@@ -7,8 +7,9 @@ import base64
 import orjson
 import pytest
 
+from shadowtap.headers import cookie_value
 from shadowtap.processors.sampling import should_sample
-from shadowtap.producers.core import REDACTED, BodyCopy, cookie_value, jwt_claim
+from shadowtap.producers.core import REDACTED, BodyCopy, jwt_claim
 
 from .conftest import Recorder
 
