@@ -79,6 +79,7 @@ class _Walk:
 
     def node(self, a: Any, b: Any, path: str, norm: str, allow_new: bool) -> None:
         rule = None if self.scope.empty else self.scope.at(path)
+        ruled = False
         if rule is not None:
             comparator = rule.comparator
             if comparator == "allow-new":
@@ -89,15 +90,17 @@ class _Walk:
                     return
             elif rule.equal(a, b):
                 return
+            else:
+                ruled = True  # a comparator said these differ: not mere noise-class
         ta, tb = type(a), type(b)
         if ta is dict and tb is dict:
             self.mapping(a, b, path, norm, allow_new)
         elif ta is list and tb is list:
             self.array(a, b, path, norm, allow_new)
         else:
-            self.leaf(a, b, path, norm)
+            self.leaf(a, b, path, norm, classes=not ruled)
 
-    def leaf(self, a: Any, b: Any, path: str, norm: str) -> None:
+    def leaf(self, a: Any, b: Any, path: str, norm: str, *, classes: bool = True) -> None:
         kind_a, kind_b = json_type(a), json_type(b)
         if kind_a != kind_b:
             self.add(norm, path, Kind.TYPE, a, b)
@@ -105,7 +108,7 @@ class _Walk:
         if a == b:
             return
         noise = ""
-        if kind_a == "string":
+        if classes and kind_a == "string":
             found = classify(a)
             if found is not None and found == classify(b):
                 noise = found
