@@ -150,8 +150,8 @@ def _goals(summary: Summary) -> Markup:
         [
             g.goal,
             g.endpoint or "(whole run)",
-            "—" if g.value is None else g.value,
-            g.limit,
+            _measure(g.goal, g.value),
+            _measure(g.goal, g.limit),
             _tag("span", "pass" if g.passed else "fail", class_="pass" if g.passed else "fail"),
             g.detail,
         ]
@@ -161,6 +161,12 @@ def _goals(summary: Summary) -> Markup:
         "div", f"Goals {verdict}", class_=f"banner {'pass' if summary.passed else 'fail'}"
     )
     return _join([banner, _table(["goal", "endpoint", "value", "limit", "result", "detail"], rows)])
+
+
+def _measure(goal: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    return _pct(value) if "%" in goal else f"{value:.2f}x"
 
 
 def _view(view: ViewSummary) -> Markup:

@@ -23,6 +23,7 @@ on the document, not only on the position, and are refused with a clear error.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import NoReturn
@@ -36,6 +37,7 @@ _ANY = r"(?:\.[A-Za-z_][A-Za-z0-9_]*|\['(?:[^'\\]|\\.)*'\]|\[\d+\])"
 _ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "/": "/", "\\": "\\"}
 
 
+@functools.lru_cache(maxsize=8192)  # bounded: random keys must not grow memory
 def member(key: str) -> str:
     """The concrete path segment of object member ``key``."""
     if _IDENT.fullmatch(key):
@@ -43,6 +45,7 @@ def member(key: str) -> str:
     return "['" + key.replace("\\", "\\\\").replace("'", "\\'") + "']"
 
 
+@functools.lru_cache(maxsize=8192)
 def normal_member(key: str) -> str:
     """The normalised segment of member ``key``: ``.*`` when the name is an id."""
     if key.isdigit() or (len(key) >= 16 and classify(key) is not None):

@@ -26,6 +26,7 @@ from shadowtap.diff.noise import Scope, json_type
 _ORDER_LIMIT = 1000  # longer arrays are not checked for a pure reordering
 _PAIRING_LIMIT = 256  # unordered arrays without a key: pairs tried by content at most
 _NUMBERS = (int, float)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def diff_json(
@@ -120,7 +121,13 @@ class _Walk:
         for key, value in a.items():
             if key in b:
                 other = b[key]
-                if not _same(value, other):
+                kind = type(value)
+                if kind is type(other) and kind in _SCALARS:
+                    if value != other:
+                        self.node(
+                            value, other, path + member(key), norm + normal_member(key), allow_new
+                        )
+                elif not _same(value, other):
                     self.node(
                         value, other, path + member(key), norm + normal_member(key), allow_new
                     )

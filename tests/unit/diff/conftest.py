@@ -12,7 +12,9 @@ from shadowtap.diff.rules import Rules, parse_rules
 JSON = ("content-type", "application/json")
 
 
-def json_side(doc: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = (), **kw: Any) -> Side:
+def json_side(
+    doc: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = (), **kw: Any
+) -> Side:
     return Side(status, (JSON, *headers), orjson.dumps(doc), **kw)
 
 

@@ -68,7 +68,9 @@ def test_a_status_difference_is_the_only_one() -> None:
 
 
 def test_default_ignored_headers_and_configured_ones() -> None:
-    a = json_side({}, headers=(("Date", "x"), ("Server", "a"), ("Connection", "close"), ("ETag", "1")))
+    a = json_side(
+        {}, headers=(("Date", "x"), ("Server", "a"), ("Connection", "close"), ("ETag", "1"))
+    )
     b = json_side({}, headers=(("date", "y"), ("server", "b"), ("ETag", "2"), ("X-New", "1")))
     assert {d.field: d.kind.value for d in Differ().compare(a, b).differences} == {
         "header:etag": "value",
@@ -92,8 +94,16 @@ def test_header_values_with_ids_are_noise_class() -> None:
 
 
 def test_text_line_by_line() -> None:
-    a = Side(200, [("content-type", "text/html")], b"<p>a</p>\n<p>id 3f1c2a7e-1b2c-4d5e-8f90-1234567890ab</p>\n<p>c</p>\n")
-    b = Side(200, [("content-type", "text/html")], b"<p>a</p>\n<p>id 9a1c2a7e-1b2c-4d5e-8f90-1234567890ff</p>\n<p>C</p>\n<p>d</p>\n")
+    a = Side(
+        200,
+        [("content-type", "text/html")],
+        b"<p>a</p>\n<p>id 3f1c2a7e-1b2c-4d5e-8f90-1234567890ab</p>\n<p>c</p>\n",
+    )
+    b = Side(
+        200,
+        [("content-type", "text/html")],
+        b"<p>a</p>\n<p>id 9a1c2a7e-1b2c-4d5e-8f90-1234567890ff</p>\n<p>C</p>\n<p>d</p>\n",
+    )
     found = [(d.where, d.kind.value, d.noise) for d in Differ().compare(a, b).differences]
     assert found == [
         ("body:line 2", "value", "uuid"),
@@ -115,7 +125,13 @@ def test_binary_by_hash_and_kind_changes() -> None:
 
 def test_a_cut_body_is_compared_up_to_what_both_kept() -> None:
     whole = b'{"a": 1, "b": [' + b"1," * 100 + b"2]}"
-    a = Side(200, [("content-type", "application/json")], whole[:50], body_size=len(whole), truncated=True)
+    a = Side(
+        200,
+        [("content-type", "application/json")],
+        whole[:50],
+        body_size=len(whole),
+        truncated=True,
+    )
     b = Side(200, [("content-type", "application/json")], whole)
     result = Differ().compare(a, b)
     assert result.partial
@@ -136,5 +152,9 @@ def test_differences_per_pair_are_capped() -> None:
 
 
 def test_long_values_are_shortened_for_display() -> None:
-    (d,) = Differ(chars=8).compare(json_side({"a": "x" * 100}), json_side({"a": "y" * 100})).differences
+    (d,) = (
+        Differ(chars=8)
+        .compare(json_side({"a": "x" * 100}), json_side({"a": "y" * 100}))
+        .differences
+    )
     assert d.a == "xxxxxxxx…"

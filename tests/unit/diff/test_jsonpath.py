@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonpath import JSONPathEnvironment
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonpath import JSONPathEnvironment
 
 from shadowtap.diff.compare import Differ
 from shadowtap.diff.jsonpath import JsonPath, member, normal_member, render
@@ -25,7 +25,9 @@ def _quoted(key: str) -> str:
 
 json_docs = st.recursive(
     st.integers(0, 9),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 selectors = st.one_of(

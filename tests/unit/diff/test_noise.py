@@ -8,7 +8,9 @@ from shadowtap.diff.compare import Differ
 from tests.unit.diff.conftest import json_side, rules
 
 
-def _found(a: Any, b: Any, *noise: dict[str, Any], endpoint: str = "", target: str = "", **extra: Any) -> list[str]:
+def _found(
+    a: Any, b: Any, *noise: dict[str, Any], endpoint: str = "", target: str = "", **extra: Any
+) -> list[str]:
     differ = Differ(rules(noise=list(noise), **extra))
     result = differ.compare(json_side(a), json_side(b), endpoint, target)
     return [f"{d.where}:{d.kind.value}" for d in result.real]
@@ -29,24 +31,36 @@ def test_recursive_descent_through_arrays_of_objects() -> None:
 
 def test_numeric_tolerance_absolute_and_relative() -> None:
     a, b = {"p": 10.0, "q": 1000.0}, {"p": 10.004, "q": 1004.0}
-    assert _found(a, b, {"path": "$.p", "comparator": "numeric", "tolerance": 0.01}) == ["$.q:value"]
+    assert _found(a, b, {"path": "$.p", "comparator": "numeric", "tolerance": 0.01}) == [
+        "$.q:value"
+    ]
     assert _found(a, b, {"path": "$.*", "comparator": "numeric", "relative": 0.005}) == []
     beyond = {"p": 10.5, "q": 1000.0}
-    assert _found(a, beyond, {"path": "$.p", "comparator": "numeric", "tolerance": 0.01}) == ["$.p:value"]
+    assert _found(a, beyond, {"path": "$.p", "comparator": "numeric", "tolerance": 0.01}) == [
+        "$.p:value"
+    ]
     # A number is never within tolerance of a string.
-    assert _found(a, {"p": "10.0", "q": 1000.0}, {"path": "$.p", "comparator": "numeric", "tolerance": 1}) == ["$.p:type"]
+    assert _found(
+        a, {"p": "10.0", "q": 1000.0}, {"path": "$.p", "comparator": "numeric", "tolerance": 1}
+    ) == ["$.p:type"]
 
 
 def test_timestamps_within_seconds() -> None:
     a = {"at": "2024-05-01T10:00:00Z", "epoch": 1714557600, "http": "Wed, 01 May 2024 10:00:00 GMT"}
-    b = {"at": "2024-05-01T12:00:03+02:00", "epoch": 1714557604000, "http": "Wed, 01 May 2024 10:00:09 GMT"}
+    b = {
+        "at": "2024-05-01T12:00:03+02:00",
+        "epoch": 1714557604000,
+        "http": "Wed, 01 May 2024 10:00:09 GMT",
+    }
     rule = {"path": "$.*", "comparator": "timestamp", "seconds": 5}
     assert _found(a, b, rule) == ["$.http:value"]
 
 
 def test_type_only_and_regex() -> None:
     a, b = {"n": 1, "s": "tmp-abc", "t": "x"}, {"n": 2, "s": "tmp-xyz", "t": 3}
-    assert _found(a, b, {"path": "$.n", "comparator": "type"}, {"path": "$.t", "comparator": "type"}) == [
+    assert _found(
+        a, b, {"path": "$.n", "comparator": "type"}, {"path": "$.t", "comparator": "type"}
+    ) == [
         "$.s:value",
         "$.t:type",
     ]
@@ -77,8 +91,18 @@ def test_unordered_without_key_keeps_nested_order_semantics() -> None:
 
 
 def test_unordered_pairs_elements_that_differ_only_in_noise() -> None:
-    a = {"l": [{"n": "x", "id": "3f1c2a7e-1b2c-4d5e-8f90-1234567890ab"}, {"n": "y", "id": "4f1c2a7e-1b2c-4d5e-8f90-1234567890ab"}]}
-    b = {"l": [{"n": "y", "id": "5f1c2a7e-1b2c-4d5e-8f90-1234567890ab"}, {"n": "x", "id": "6f1c2a7e-1b2c-4d5e-8f90-1234567890ab"}]}
+    a = {
+        "l": [
+            {"n": "x", "id": "3f1c2a7e-1b2c-4d5e-8f90-1234567890ab"},
+            {"n": "y", "id": "4f1c2a7e-1b2c-4d5e-8f90-1234567890ab"},
+        ]
+    }
+    b = {
+        "l": [
+            {"n": "y", "id": "5f1c2a7e-1b2c-4d5e-8f90-1234567890ab"},
+            {"n": "x", "id": "6f1c2a7e-1b2c-4d5e-8f90-1234567890ab"},
+        ]
+    }
     differ = Differ(rules(noise=[{"path": "$.l", "comparator": "unordered"}]))
     result = differ.compare(json_side(a), json_side(b))
     assert result.real == [] and {d.noise for d in result.differences} == {"uuid"}
@@ -112,8 +136,22 @@ def test_first_rule_in_file_order_wins() -> None:
 
 
 def test_header_rules() -> None:
-    a = json_side({}, headers=(("X-Trace-Id", "1"), ("Last-Modified", "Wed, 01 May 2024 10:00:00 GMT"), ("X-Count", "1")))
-    b = json_side({}, headers=(("X-Trace-Id", "2"), ("Last-Modified", "Wed, 01 May 2024 10:00:02 GMT"), ("X-Count", "2")))
+    a = json_side(
+        {},
+        headers=(
+            ("X-Trace-Id", "1"),
+            ("Last-Modified", "Wed, 01 May 2024 10:00:00 GMT"),
+            ("X-Count", "1"),
+        ),
+    )
+    b = json_side(
+        {},
+        headers=(
+            ("X-Trace-Id", "2"),
+            ("Last-Modified", "Wed, 01 May 2024 10:00:02 GMT"),
+            ("X-Count", "2"),
+        ),
+    )
     differ = Differ(
         rules(
             noise=[

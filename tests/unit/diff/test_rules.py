@@ -51,7 +51,10 @@ def test_a_full_file_loads(tmp_path: Path) -> None:
         ({"version": 1, "noise": [{"path": "$.a", "comparator": "fuzzy"}]}, "one of"),
         ({"version": 1, "noise": [{"path": "$.a", "comparator": "numeric"}]}, "tolerance"),
         ({"version": 1, "noise": [{"path": "$.a", "comparator": "timestamp"}]}, "seconds"),
-        ({"version": 1, "noise": [{"path": "$.a", "comparator": "regex", "pattern": "("}]}, "regular"),
+        (
+            {"version": 1, "noise": [{"path": "$.a", "comparator": "regex", "pattern": "("}]},
+            "regular",
+        ),
         ({"version": 1, "noise": [{"path": "$.a", "key": "id"}]}, "unordered"),
         ({"version": 1, "noise": [{"header": "x", "comparator": "unordered"}]}, "headers"),
         ({"version": 1, "noise": [{"path": "$.a", "endpoint": "users"}]}, "endpoint"),

@@ -41,7 +41,10 @@ def _user(i: int, version: int, rng: random.Random) -> dict[str, Any]:
 
 
 def _side(doc: Any, status: int, ms: float, rng: random.Random) -> Side:
-    headers = (("Date", f"Wed, 01 May 2024 10:00:{rng.randint(10, 59)} GMT"), ("Server", f"s{rng.randint(1, 9)}"))
+    headers = (
+        ("Date", f"Wed, 01 May 2024 10:00:{rng.randint(10, 59)} GMT"),
+        ("Server", f"s{rng.randint(1, 9)}"),
+    )
     return json_side(doc, status, headers, duration_ms=ms)
 
 
@@ -53,7 +56,11 @@ def _records(n: int, seed: int = 7) -> list[Record]:
         path = route.format(1000 + i)
         sides = {}
         for name, version in (("v1-a", 1), ("v1-b", 1), ("v2", 2)):
-            doc = _user(i, version, rng) if route == "/users/{}" else {"id": i, "at": str(uuid.uuid4())}
+            doc = (
+                _user(i, version, rng)
+                if route == "/users/{}"
+                else {"id": i, "at": str(uuid.uuid4())}
+            )
             status = 500 if version == 2 and route == "/orders/{}" else 200
             ms = 5 + rng.random() * (3 if version == 2 and route == "/slow/{}" else 1) * 5
             if version == 2 and route == "/slow/{}":
@@ -94,7 +101,12 @@ def test_planted_regressions_are_named_and_noise_is_not() -> None:
     assert verdicts["$.request_id"] == verdicts["$.generated_at"] == "noise-class"
     assert "$.price" not in verdicts and not any(f.startswith("header:") for f in verdicts)
     kinds = {f.field: set(f.kinds) for f in users.fields if f.verdict == "regression"}
-    assert kinds == {"$.count": {"type"}, "$.name": {"removed"}, "$.steps": {"order"}, "$.discount": {"value"}}
+    assert kinds == {
+        "$.count": {"type"},
+        "$.name": {"removed"},
+        "$.steps": {"order"},
+        "$.discount": {"value"},
+    }
     assert users.mismatch_rate == 1.0 and users.mismatch_exact
     slow = {row.endpoint: row for row in summary.latency}
     assert slow["GET /slow/{id}"].ratios["p99"] > 2.5
@@ -128,7 +140,13 @@ def test_what_cannot_be_diffed_is_counted_apart() -> None:
     ok = json_side({"a": 1})
     run = DiffRun(rules(), ROLES)
     run.add(Record(Request("1", "GET", "/a"), {"v1-a": ok, "v1-b": ok}, ok))  # no candidate
-    run.add(Record(Request("2", "GET", "/a", incomplete=Incomplete.TRUNCATED), {"v1-a": ok, "v1-b": ok, "v2": ok}, ok))
+    run.add(
+        Record(
+            Request("2", "GET", "/a", incomplete=Incomplete.TRUNCATED),
+            {"v1-a": ok, "v1-b": ok, "v2": ok},
+            ok,
+        )
+    )
     failed = Side(None, error_kind="timeout")
     run.add(Record(Request("3", "GET", "/a"), {"v1-a": ok, "v1-b": ok, "v2": failed}, ok))
     unread = Side(200, incomplete=Incomplete.BODY_UNREAD)
@@ -176,6 +194,11 @@ def test_past_the_signature_cap_the_mismatch_rate_is_an_upper_bound() -> None:
 def test_two_way_run_without_learning_flags_any_real_difference() -> None:
     run = DiffRun(rules(), Roles("old", "new"), drift=False)
     for i in range(10):
-        run.add(Record(Request(str(i), "GET", "/a"), {"old": json_side({"v": 1}), "new": json_side({"v": 1 + (i % 2)})}))
+        run.add(
+            Record(
+                Request(str(i), "GET", "/a"),
+                {"old": json_side({"v": 1}), "new": json_side({"v": 1 + (i % 2)})},
+            )
+        )
     (ep,) = run.summary().views[0].endpoints
     assert (ep.mismatched, ep.fields[0].verdict) == (5, "difference")
