@@ -38,20 +38,11 @@ from shadowtap.diff.text import diff_binary, diff_text
 STATUS = "status"
 BODY_SIZE = "body:size"
 BODY_KIND = "body:kind"
-# RFC 9110 §7.6.1: meaningful for one connection only, never for a comparison.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
+# Hop-by-hop headers (RFC 9110 §7.6.1) mean something for one connection only. The same
+# list as shadowtap.replayers.rewrite.HOP_BY_HOP, which this stage may not import: both
+# should read it from the neutral headers module the restructuring (issue 10) adds.
+_HOP_BY_HOP = "connection keep-alive proxy-connection proxy-authenticate proxy-authorization"
+HOP_BY_HOP = frozenset(f"{_HOP_BY_HOP} te trailer transfer-encoding upgrade".split())
 DEFAULT_IGNORED_HEADERS = HOP_BY_HOP | {"date", "server", "content-length"}
 
 

@@ -103,11 +103,9 @@ class _Parser:
     def _selection(self, *, after_dots: bool) -> str:
         if self.i >= len(self.text):
             self._fail("a name, '*' or '[' must follow the dot")
-        char = self.text[self.i]
-        if char == "*":
-            self.i += 1
+        if self._take("*"):
             return _ANY
-        if char == "[" and after_dots:
+        if after_dots and self.text[self.i] == "[":
             return self._bracket()
         start = self.i
         while self.i < len(self.text) and _is_name_char(self.text[self.i], self.i == start):

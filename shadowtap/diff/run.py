@@ -4,8 +4,8 @@
 
     run = DiffRun(load_rules("diff-rules.toml"), Roles("v1-a", "v2", secondary="v1-b"))
     for record in records:               # from shadowtap.diff.pairing
-        for field, sample in run.add(record):
-            ...                          # mismatch samples for shadowtap.diffs
+        for mismatch in run.add(record):
+            ...                          # sampled differences for shadowtap.diffs
     summary = run.summary(goals=[fail_above("0.5%")], redeliveries=pairing.redeliveries)
 
 Views of each record:
@@ -27,11 +27,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from shadowtap.diff.compare import Differ
+from shadowtap.diff.compare import Comparison, Differ
 from shadowtap.diff.endpoints import Endpoints
 from shadowtap.diff.goals import Goal, evaluate, parse_goal
 from shadowtap.diff.latency import PRODUCTION, LatencyBook
-from shadowtap.diff.model import Record, Side
+from shadowtap.diff.model import Record
 from shadowtap.diff.rules import Rules
 from shadowtap.diff.summary import Sample, Summary, Totals
 from shadowtap.diff.tally import Limits, View
@@ -50,6 +50,17 @@ class Roles:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(n for n in (self.baseline, self.secondary, self.candidate) if n)
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A sampled difference for ``shadowtap.diffs``: at most Limits.samples per endpoint and
+    field and view, values already shortened (and, in the pipeline, already scrubbed)."""
+
+    view: str
+    endpoint: str
+    field: str
+    sample: Sample
 
 
 class DiffRun:
@@ -77,6 +88,9 @@ class DiffRun:
         self._views: dict[str, View] = {}
         self._statuses: dict[str, Counter[tuple[str, str]]] = {}
         self._records = 0
+        # Per record, not per view: in the primary view (regression with roles, else drift).
+        self._totals = {"compared": 0, "unpaired": 0, "no_production": 0, "partial": 0}
+        self._incomplete: Counter[str] = Counter()
         if roles is not None:
             three_way = bool(roles.secondary)
             label = f"{roles.candidate} vs {roles.baseline}" + (
@@ -91,18 +105,30 @@ class DiffRun:
                 limits=self.limits,
             )
 
-    def add(self, record: Record) -> list[tuple[str, Sample]]:
+    def add(self, record: Record) -> list[Mismatch]:
         """Compare one record in every view; returns the newly sampled mismatches."""
         self._records += 1
         request = record.request
         endpoint = self._endpoints.key(request.method, request.path)
         self._count_sides(endpoint, record)
-        sampled: list[tuple[str, Sample]] = []
+        if record.production is None:
+            self._totals["no_production"] += 1
+        sides = [*record.sides.values(), *([record.production] if record.production else [])]
+        reason = request.incomplete or next((s.missing for s in sides if s.missing), None)
+        if reason is not None:
+            self._incomplete[reason.value] += 1
+        sampled: list[Mismatch] = []
+        compared: list[Comparison] = []
         if self.roles is not None:
-            sampled += self._regression(endpoint, record, self.roles)
+            self._regression(endpoint, record, self.roles, compared, sampled)
         if self.drift:
-            for target, side in record.sides.items():
-                sampled += self._drift(endpoint, record, target, side)
+            # Without roles the drift views are the primary comparison of the record.
+            drifted: list[Comparison] = compared if self.roles is None else []
+            for target in record.sides:
+                self._drift(endpoint, record, target, drifted, sampled)
+        if compared:
+            self._totals["compared"] += 1
+            self._totals["partial"] += any(c.partial for c in compared)
         return sampled
 
     def summary(
@@ -112,22 +138,14 @@ class DiffRun:
         thresholds = self.rules.thresholds
         views = tuple(v.summarize(self.rules.accept, thresholds) for v in self._views.values())
         roles = self.roles
-        incomplete: Counter[str] = Counter()
-        for view in views:
-            for ep in view.endpoints:
-                incomplete.update(ep.incomplete)
-        primary = views[0].endpoints if views else ()
         summary = Summary(
             mode=_mode(roles),
             roles=_role_map(roles),
             totals=Totals(
                 records=self._records,
-                compared=sum(e.compared for e in primary),
-                unpaired=sum(e.unpaired for e in primary),
-                no_production=sum(e.no_production for v in views for e in v.endpoints),
-                partial=sum(e.partial for e in primary),
-                incomplete=dict(incomplete),
+                incomplete=dict(self._incomplete),
                 redeliveries=dict(redeliveries or {}),
+                **self._totals,
             ),
             views=views,
             latency=self._latency.summarize(
@@ -144,30 +162,44 @@ class DiffRun:
             return summary
         return replace(summary, goals=evaluate(wanted, summary))
 
-    def _regression(self, endpoint: str, record: Record, roles: Roles) -> list[tuple[str, Sample]]:
+    def _regression(
+        self,
+        endpoint: str,
+        record: Record,
+        roles: Roles,
+        compared: list[Comparison],
+        sampled: list[Mismatch],
+    ) -> None:
         view = self._views[REGRESSION]
         sides = [record.sides.get(name) for name in roles.names]
         present = [s for s in sides if s is not None]
         if len(present) < len(sides):
             view.unpaired(endpoint)
-            return []
+            self._totals["unpaired"] += 1
+            return
         reason = record.request.incomplete or next((s.missing for s in present if s.missing), None)
         if reason is not None:
             view.incomplete(endpoint, reason)
-            return []
+            return
         baseline, candidate = record.sides[roles.baseline], record.sides[roles.candidate]
         comparison = self._differ.compare(baseline, candidate, endpoint, roles.candidate)
         noise = None
         if roles.secondary:
             secondary = record.sides[roles.secondary]
             noise = self._differ.compare(baseline, secondary, endpoint, roles.secondary)
-        return [
-            (view.name, s) for _, s in view.compared(endpoint, record.request, comparison, noise)
-        ]
+        compared.append(comparison)
+        for field, sample in view.compared(endpoint, record.request, comparison, noise):
+            sampled.append(Mismatch(view.name, endpoint, field, sample))
 
     def _drift(
-        self, endpoint: str, record: Record, target: str, side: Side
-    ) -> list[tuple[str, Sample]]:
+        self,
+        endpoint: str,
+        record: Record,
+        target: str,
+        compared: list[Comparison],
+        sampled: list[Mismatch],
+    ) -> None:
+        side = record.sides[target]
         name = f"drift:{target}"
         view = self._views.get(name)
         if view is None:
@@ -178,13 +210,15 @@ class DiffRun:
         production = record.production
         if production is None:
             view.no_production(endpoint)
-            return []
+            return
         reason = record.request.incomplete or production.missing or side.missing
         if reason is not None:
             view.incomplete(endpoint, reason)
-            return []
+            return
         comparison = self._differ.compare(production, side, endpoint, target)
-        return [(view.name, s) for _, s in view.compared(endpoint, record.request, comparison)]
+        compared.append(comparison)
+        for field, sample in view.compared(endpoint, record.request, comparison):
+            sampled.append(Mismatch(view.name, endpoint, field, sample))
 
     def _count_sides(self, endpoint: str, record: Record) -> None:
         method = record.request.method

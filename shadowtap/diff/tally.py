@@ -18,8 +18,9 @@ A field is counted once per record, however many places under it differed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from shadowtap.diff.compare import Comparison
 from shadowtap.diff.learned import judge
@@ -27,6 +28,7 @@ from shadowtap.diff.model import Difference, Incomplete, Request
 from shadowtap.diff.rules import Accepted, Thresholds, endpoint_matches
 from shadowtap.diff.summary import FLAGGED, EndpointSummary, FieldSummary, Sample, ViewSummary
 
+_T = TypeVar("_T")
 OTHER_FIELDS = "(other fields)"
 OTHER_ENDPOINTS = "(other endpoints)"
 
@@ -222,26 +224,32 @@ class View:
         )
 
     def _endpoint(self, key: str) -> _Endpoint:
-        ep = self._endpoints.get(key)
-        if ep is None:
-            if len(self._endpoints) >= self.limits.endpoints:
-                self._capped_records += 1
-                key = OTHER_ENDPOINTS
-                ep = self._endpoints.get(key)
-            if ep is None:
-                ep = self._endpoints[key] = _Endpoint()
+        _, ep, capped = _capped(
+            self._endpoints, key, self.limits.endpoints, OTHER_ENDPOINTS, _Endpoint
+        )
+        self._capped_records += capped
         return ep
 
     def _field(self, ep: _Endpoint, name: str) -> tuple[str, _Field]:
-        stats = ep.fields.get(name)
-        if stats is None:
-            if len(ep.fields) >= self.limits.fields:
-                ep.capped += 1
-                name = OTHER_FIELDS
-                stats = ep.fields.get(name)
-            if stats is None:
-                stats = ep.fields[name] = _Field()
+        name, stats, capped = _capped(ep.fields, name, self.limits.fields, OTHER_FIELDS, _Field)
+        ep.capped += capped
         return name, stats
+
+
+def _capped(
+    table: dict[str, _T], key: str, limit: int, overflow: str, make: Callable[[], _T]
+) -> tuple[str, _T, bool]:
+    """``table[key]``, made if need be; past ``limit`` keys, the ``overflow`` entry instead."""
+    found = table.get(key)
+    if found is not None:
+        return key, found, False
+    capped = len(table) >= limit
+    if capped:
+        key = overflow
+        found = table.get(key)
+    if found is None:
+        found = table[key] = make()
+    return key, found, capped
 
 
 def _by_field(differences: Sequence[Difference]) -> list[tuple[str, Difference, bool]]:

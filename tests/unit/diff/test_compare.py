@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shadowtap.diff.compare import Differ
 from shadowtap.diff.model import Kind, Side
-from tests.unit.diff.conftest import json_side, rules
+from tests.unit.diff.sides import json_side, rules
 
 
 def _kinds(a: object, b: object, **rule_data: object) -> dict[str, str]:

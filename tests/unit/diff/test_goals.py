@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shadowtap.diff.goals import evaluate, exit_code, fail_above, parse_goal
 from shadowtap.diff.model import Record, Request
 from shadowtap.diff.run import DiffRun, Roles
 from shadowtap.diff.summary import Summary
-from tests.unit.diff.conftest import json_side, rules
+from tests.unit.diff.sides import json_side, rules
 
 
 def test_parse() -> None:
@@ -83,3 +85,13 @@ def test_nothing_measured_fails() -> None:
     ):
         (result,) = evaluate([parse_goal(goal)], empty)
         assert not result.passed and result.value is None, goal
+
+
+@given(st.text(max_size=40))
+def test_any_text_is_a_goal_or_says_why(text: str) -> None:
+    try:
+        goal = parse_goal(text)
+    except ValueError as exc:
+        assert "goal" in str(exc)
+    else:
+        assert goal.limit >= 0 and goal.op in ("<", "<=")

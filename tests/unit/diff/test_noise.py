@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shadowtap.diff.compare import Differ
-from tests.unit.diff.conftest import json_side, rules
+from tests.unit.diff.sides import json_side, rules
 
 
 def _found(

@@ -15,7 +15,7 @@ from shadowtap.diff.junit import render as junit
 from shadowtap.diff.model import Record, Request
 from shadowtap.diff.run import DiffRun, Roles
 from shadowtap.diff.summary import Summary, from_json, to_json
-from tests.unit.diff.conftest import json_side, rules
+from tests.unit.diff.sides import json_side, rules
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = "</script><img src=x onerror=alert(1)>"

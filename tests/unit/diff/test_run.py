@@ -9,7 +9,7 @@ from typing import Any
 from shadowtap.diff.model import Incomplete, Record, Request, Side
 from shadowtap.diff.run import DiffRun, Roles
 from shadowtap.diff.tally import OTHER_FIELDS, Limits
-from tests.unit.diff.conftest import json_side, rules
+from tests.unit.diff.sides import json_side, rules
 
 ROLES = Roles("v1-a", "v2", secondary="v1-b")
 NOISE_RULES = [
@@ -160,7 +160,7 @@ def test_what_cannot_be_diffed_is_counted_apart() -> None:
         "delivery-error": 1,
         "body-unread": 1,
     }
-    assert t.no_production == 3  # record 5, in each of the three drift views
+    assert t.no_production == 1  # record 5: counted once, whatever the views
     assert t.redeliveries == {"v2": 2}
     assert summary.statuses["v2"]["GET"] == {"2xx": 3, "error": 1}
 
@@ -202,3 +202,21 @@ def test_two_way_run_without_learning_flags_any_real_difference() -> None:
         )
     (ep,) = run.summary().views[0].endpoints
     assert (ep.mismatched, ep.fields[0].verdict) == (5, "difference")
+
+
+def test_add_hands_out_at_most_k_samples_per_endpoint_field_and_view() -> None:
+    run = DiffRun(rules(), Roles("a", "b"), Limits(samples=2))
+    handed = []
+    for i in range(10):
+        sides = {"a": json_side({"v": 1}), "b": json_side({"v": 2, "w": i})}
+        handed += run.add(Record(Request(str(i), "GET", f"/items/{i}"), sides, json_side({"v": 1})))
+    per_key: dict[tuple[str, str, str], int] = {}
+    for m in handed:
+        per_key[(m.view, m.endpoint, m.field)] = per_key.get((m.view, m.endpoint, m.field), 0) + 1
+    assert per_key == {
+        ("regression", "GET /items/{id}", "$.v"): 2,
+        ("regression", "GET /items/{id}", "$.w"): 2,
+        ("drift:b", "GET /items/{id}", "$.v"): 2,
+        ("drift:b", "GET /items/{id}", "$.w"): 2,
+    }
+    assert handed[0].sample.a == 1 and handed[0].sample.b == 2 and handed[0].sample.id == "0"
