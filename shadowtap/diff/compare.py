@@ -44,6 +44,8 @@ BODY_KIND = "body:kind"
 _HOP_BY_HOP = "connection keep-alive proxy-connection proxy-authenticate proxy-authorization"
 HOP_BY_HOP = frozenset(f"{_HOP_BY_HOP} te trailer transfer-encoding upgrade".split())
 DEFAULT_IGNORED_HEADERS = HOP_BY_HOP | {"date", "server", "content-length"}
+# The structural walk recurses about three frames a level; Python allows 1,000 frames.
+_MAX_DEPTH = 200
 
 
 @dataclass(slots=True)
@@ -131,7 +133,12 @@ class Differ:
                 Difference(BODY_KIND, BODY_KIND, Kind.BODY_KIND, kind_a, kind_b)
             )
             return
-        if kind_a == "json":
+        if kind_a == "json" and _deep(a.body, b.body):
+            # Deeper than the walk may recurse (a hostile or broken body): compare as text.
+            found, result.cut = diff_text(
+                a.body.decode(), b.body.decode(), limit=self._limit, chars=self._chars
+            )
+        elif kind_a == "json":
             found, result.cut = diff_json(
                 value_a,
                 value_b,
@@ -174,6 +181,37 @@ def _decode(side: Side) -> tuple[str, Any]:
             pass
     text = _text(body)
     return ("binary", body) if text is None else ("text", text)
+
+
+def _deep(*bodies: bytes) -> bool:
+    """Whether a JSON body may nest deeper than the structural walk recurses.
+
+    A cheap upper bound on depth: the number of opening brackets. Only bodies with more
+    than ``_MAX_DEPTH`` of them are scanned for their real depth.
+    """
+    for body in bodies:
+        if body.count(b"{") + body.count(b"[") <= _MAX_DEPTH:
+            continue
+        depth = deepest = 0
+        in_string = escaped = False
+        for byte in body:
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif byte == 0x5C:  # backslash
+                    escaped = True
+                elif byte == 0x22:  # quote
+                    in_string = False
+            elif byte == 0x22:
+                in_string = True
+            elif byte in (0x7B, 0x5B):
+                depth += 1
+                deepest = max(deepest, depth)
+            elif byte in (0x7D, 0x5D):
+                depth -= 1
+        if deepest > _MAX_DEPTH:
+            return True
+    return False
 
 
 def _text(body: bytes) -> str | None:

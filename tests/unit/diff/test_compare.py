@@ -158,3 +158,14 @@ def test_long_values_are_shortened_for_display() -> None:
         .differences
     )
     assert d.a == "xxxxxxxx…"
+
+
+def test_json_nested_deeper_than_the_walk_recurses_is_compared_as_text() -> None:
+    a = Side(200, [("content-type", "application/json")], b'{"a":' * 900 + b"1" + b"}" * 900)
+    b = Side(200, [("content-type", "application/json")], b'{"a":' * 900 + b"2" + b"}" * 900)
+    (d,) = Differ().compare(a, b).differences
+    assert d.field == "body:line"
+    wide = {"l": [[i] for i in range(500)], "s": '\\"x"' + "[[[[" * 100}
+    assert [
+        x.where for x in Differ().compare(json_side(wide), json_side({**wide, "x": 1})).differences
+    ] == ["$.x"]
