@@ -121,3 +121,11 @@ def test_the_report_renders_without_console_errors(tmp_path: Path) -> None:
     ):
         assert content in dom, content
     assert "<img" not in dom
+
+
+def test_an_empty_run_renders_and_says_so() -> None:
+    empty = DiffRun(rules()).summary()
+    page = render(empty)
+    assert "No goals were set" in page and "No responses recorded." in page
+    assert "No latencies recorded." in page and "Mode drift (production only)" in page
+    assert ET.fromstring(junit(empty)).tag == "testsuites"
