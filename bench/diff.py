@@ -93,6 +93,7 @@ def _order(i: int, rng: random.Random, real: bool) -> dict[str, Any]:
         "paid": True,
         "shipping": {"method": "ground", "carrier": "UPS", "eta_days": 3, "cost": 4.99},
         "payment": {"method": "card", "brand": "visa", "last4": "4242", "captured": True},
+        "notes": "Leave the parcel at the back door; ring twice. Gift wrap, no invoice inside.",
         "meta": {"trace_id": f"{rng.getrandbits(64):016x}", "region": "us-east-1", "version": 7},
     }
     if real:
@@ -166,6 +167,8 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    # The flood first, before the pairs below take memory of their own.
+    before, after, capped = _flood(args.flood_names)
     pairs = _pairs(args.pairs)
     size = sum(len(a.body) + len(b.body) for a, b in pairs) / (2 * len(pairs))
     differ = Differ(RULES)
@@ -225,7 +228,6 @@ def main() -> None:
         )
     except ImportError:
         print("  python-jsonpath not installed: rule evaluation by a library not measured")
-    before, after, capped = _flood(args.flood_names)
     figures |= {
         "flood_names": args.flood_names,
         "rss_mb_before": round(before, 1),
