@@ -17,7 +17,8 @@ rules to regular expressions over difference paths.
 
 Flood: a two-way DiffRun fed records whose bodies carry only new, never repeated member
 names (random keys, as in diffy#59) until ``--flood-names`` distinct names went through;
-RSS after a warm-up and after each quarter of the flood must stay flat. Ends with a JSON line of figures.
+RSS after a warm-up and after each quarter of the flood must stay flat. Ends with a JSON
+line of figures.
 """
 
 from __future__ import annotations
