@@ -9,6 +9,22 @@ from __future__ import annotations
 
 Headers = list[tuple[str, str]]
 
+# Hop-by-hop headers (RFC 9110 §7.6.1) mean something for one connection only: a replay
+# never forwards them and a diff never compares them.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
 
 def header_value(headers: Headers, name: str) -> str | None:
     """The first value of header ``name`` (any case), or None."""

@@ -57,21 +57,8 @@ from urllib.parse import urlsplit
 from shadowtap.config import ReplayerSettings, RequestRule
 from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
-from shadowtap.headers import Headers
+from shadowtap.headers import HOP_BY_HOP, Headers
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 # Why a request body was not captured whole (``meta.request_body_skipped``, see
 # shadowtap.producers.core) that means the body never passed through capture.
 _UNREAD = frozenset({"not-read", "client-disconnected"})
