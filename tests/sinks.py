@@ -1,8 +1,8 @@
 """Real local stand-ins for the outside world a staging app must not reach from mirrored work.
 
-- ``HTTPSink``: a threaded HTTP server on 127.0.0.1 that plays a payment API and a webhook
-  receiver: it answers every request ``200 {"ok": true}`` and records ``METHOD path``;
-  ``GET /redirect?to=URL`` answers 302 to URL.
+- ``HTTPSink``: a threaded WSGI server on 127.0.0.1 that plays a payment API and a webhook
+  receiver: it answers every request ``200 {"ok": true}`` and records ``METHOD path?query``;
+  ``/redirect?to=URL`` answers 302 to URL.
 - ``SMTPSink``: aiosmtpd's SMTP server on 127.0.0.1, recording each delivered message.
 
 Both run in a thread of the test process and count what reached them, so a test can say
@@ -15,9 +15,10 @@ import threading
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from aiosmtpd.controller import Controller
 
@@ -25,43 +26,32 @@ from shadowtap.devkafka import free_port
 
 
 class HTTPSink:
-    """Records ``METHOD path`` of every request it receives."""
+    """Records ``METHOD path?query`` of every request it receives."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self._lock = threading.Lock()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                with sink._lock:
-                    sink.calls.append(f"{self.command} {self.path}")
-                to = parse_qs(urlsplit(self.path).query).get("to")
-                body = b'{"ok": true}'
-                self.send_response(302 if to else 200)
-                if to:
-                    self.send_header("Location", to[0])
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        self.server = make_server("127.0.0.1", 0, self._app, _ThreadingServer, _QuietHandler)
+        self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        environ["wsgi.input"].read(length)
+        query = environ.get("QUERY_STRING", "")
+        with self._lock:
+            self.calls.append(
+                f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}"
+                + (f"?{query}" if query else "")
+            )
+        headers = [("Content-Type", "application/json")]
+        to = parse_qs(query).get("to")
+        if to:
+            start_response("302 Found", [*headers, ("Location", to[0])])
+        else:
+            start_response("200 OK", headers)
+        return [b'{"ok": true}']
 
     def matching(self, text: str) -> list[str]:
         with self._lock:
@@ -70,6 +60,15 @@ class HTTPSink:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 class SMTPSink:

@@ -6,7 +6,7 @@ One line, like capture::
 
     app.add_middleware(GuardMiddleware)                    # FastAPI / Starlette / any ASGI
     app.wsgi_app = GuardWSGIMiddleware(app.wsgi_app)       # Flask / any WSGI
-    MIDDLEWARE = ["shadowtap.guard.django.GuardDjangoMiddleware", ...]  # Django, first
+    MIDDLEWARE = ["shadowtap.guard.django.guard_middleware", ...]  # Django, first
 
 During a request whose marking verifies (shadowtap.marking), outbound HTTP (httpx, requests,
 urllib3, aiohttp, urllib, http.client) to hosts not on ``guard.allow_hosts``, SMTP, Django

@@ -11,8 +11,7 @@ that has them is in shadowtap.guard.core; settings are ``[marking]`` and ``[guar
 
 from __future__ import annotations
 
-from shadowtap.config import Settings
-from shadowtap.guard.core import Guard, Rejection
+from shadowtap.guard.core import GuardedApp, Rejection
 from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import enter, leave
 from shadowtap.marking import asgi_request_target
@@ -21,21 +20,13 @@ from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
 _MIRRORED = (GUARD_HEADER.lower().encode(), b"mirrored")
 
 
-class GuardMiddleware:
+class GuardMiddleware(GuardedApp[ASGIApp]):
     """Runs verified mirrored requests with their side effects blocked."""
-
-    def __init__(
-        self, app: ASGIApp, settings: Settings | None = None, *, guard: Guard | None = None
-    ) -> None:
-        self.app = app
-        self.guard = guard or Guard(settings)
-        self._signature = self.guard.signature_header.lower().encode("latin-1")
-        self._id = self.guard.id_header.lower().encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        signature_name, id_name = self._signature, self._id
+        signature_name, id_name = self.guard.asgi_names
         signature = record_id = None
         for name, value in scope["headers"]:
             if name == signature_name:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from shadowtap.config import Settings
 from shadowtap.guard import patches
@@ -30,6 +31,7 @@ from shadowtap.guard.state import Mirror
 from shadowtap.marking import Check, Marker
 
 log = logging.getLogger("shadowtap.guard")
+AppT = TypeVar("AppT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,11 @@ class Rejection:
         return cls(str(check.verdict), text.encode())
 
 
+def environ_key(header: str) -> str:
+    """The WSGI environ key of a request header (``X-Shadowtap-Id`` → ``HTTP_X_SHADOWTAP_ID``)."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
 class Guard:
     """Verification, policy and counters for one app; built once, used by every request."""
 
@@ -73,8 +80,11 @@ class Guard:
         self.marker = Marker.from_settings(settings.marking, environ)
         self.policy = Policy(settings.guard, self.metrics)
         self.reject = settings.guard.on_untrusted == "reject"
-        self.signature_header = settings.marking.header
-        self.id_header = settings.marking.id_header
+        # The two marking headers as each server spells them: ASGI's lower-case bytes, and
+        # the environ keys of WSGI and of Django's META.
+        signature, record_id = settings.marking.header, settings.marking.id_header
+        self.asgi_names = (signature.lower().encode("latin-1"), record_id.lower().encode("latin-1"))
+        self.environ_keys = (environ_key(signature), environ_key(record_id))
         self.patches = patches.install()
         if self.marker.is_development:
             log.warning(
@@ -101,3 +111,13 @@ class Guard:
             check.detail,
         )
         return Rejection.of(check) if self.reject else None
+
+
+class GuardedApp(Generic[AppT]):
+    """What each framework adapter holds: the app it wraps, and the guard for it."""
+
+    def __init__(
+        self, app: AppT, settings: Settings | None = None, *, guard: Guard | None = None
+    ) -> None:
+        self.app = app
+        self.guard = guard or Guard(settings)

@@ -1,7 +1,7 @@
 """Django guard middleware, configured from ``settings.SHADOWTAP``; WSGI and ASGI alike.
 
     # settings.py
-    MIDDLEWARE = ["shadowtap.guard.django.GuardDjangoMiddleware", ...]  # first
+    MIDDLEWARE = ["shadowtap.guard.django.guard_middleware", ...]  # first
     SHADOWTAP = {"marking": {"key_env": "SHADOWTAP_MARKING_KEY"},
                  "guard": {"allow_hosts": ["search.staging:9200"]}}
 
@@ -21,7 +21,6 @@ from shadowtap.config import Settings
 from shadowtap.guard.core import Guard, Rejection
 from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import Mirror, enter, leave
-from shadowtap.guard.wsgi import environ_key
 from shadowtap.marking import asgi_request_target, wsgi_request_target
 
 _guard: Guard | None = None
@@ -37,63 +36,15 @@ def _shared_guard() -> Guard:
     return _guard
 
 
-class GuardDjangoMiddleware:
-    """Runs verified mirrored requests with their side effects blocked."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[Any], Any]) -> None:
-        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-
-        self.get_response = get_response
-        self.guard = _shared_guard()
-        self._signature = environ_key(self.guard.signature_header)
-        self._id = environ_key(self.guard.id_header)
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: Any) -> Any:
-        if self.is_async:
-            return self.__acall__(request)
-        decision = self._admit(request)
-        if decision is None:
-            return self.get_response(request)
-        if isinstance(decision, Rejection):
-            return _forbidden(decision)
-        token = enter(decision)
-        try:
-            response = self.get_response(request)
-        finally:
-            leave(token)
-        response[GUARD_HEADER] = "mirrored"
-        return response
-
-    async def __acall__(self, request: Any) -> Any:
-        get_response: Callable[[Any], Awaitable[Any]] = self.get_response
-        decision = self._admit(request)
-        if decision is None:
-            return await get_response(request)
-        if isinstance(decision, Rejection):
-            return _forbidden(decision)
-        token = enter(decision)
-        try:
-            response = await get_response(request)
-        finally:
-            leave(token)
-        response[GUARD_HEADER] = "mirrored"
-        return response
-
-    def _admit(self, request: Any) -> Mirror | Rejection | None:
-        meta = request.META
-        signature = meta.get(self._signature)
-        record_id = meta.get(self._id)
-        if signature is None and record_id is None:
-            return None
-        scope = getattr(request, "scope", None)  # under ASGI META's path is already decoded
-        target = asgi_request_target(scope) if scope is not None else wsgi_request_target(meta)
-        return self.guard.admit(request.method, target, signature, record_id)
+def _admit(guard: Guard, request: Any) -> Mirror | Rejection | None:
+    signature_key, id_key = guard.environ_keys
+    signature = request.META.get(signature_key)
+    record_id = request.META.get(id_key)
+    if signature is None and record_id is None:
+        return None
+    scope = getattr(request, "scope", None)  # under ASGI, META's path is already decoded
+    target = asgi_request_target(scope) if scope is not None else wsgi_request_target(request.META)
+    return guard.admit(request.method, target, signature, record_id)
 
 
 def _forbidden(rejection: Rejection) -> Any:
@@ -103,3 +54,48 @@ def _forbidden(rejection: Rejection) -> Any:
     for name, value in rejection.headers:
         response[name] = value
     return response
+
+
+def guard_middleware(get_response: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Runs verified mirrored requests with their side effects blocked (sync or async)."""
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+    guard = _shared_guard()
+    if iscoroutinefunction(get_response):
+        get_response_async: Callable[[Any], Awaitable[Any]] = get_response
+
+        async def middleware_async(request: Any) -> Any:
+            decision = _admit(guard, request)
+            if not isinstance(decision, Mirror):
+                return (
+                    await get_response_async(request) if decision is None else _forbidden(decision)
+                )
+            token = enter(decision)
+            try:
+                response = await get_response_async(request)
+            finally:
+                leave(token)
+            response[GUARD_HEADER] = "mirrored"
+            return response
+
+        return markcoroutinefunction(middleware_async)
+
+    def middleware(request: Any) -> Any:
+        decision = _admit(guard, request)
+        if not isinstance(decision, Mirror):
+            if decision is None:
+                return get_response(request)
+            return _forbidden(decision)
+        token = enter(decision)
+        try:
+            response = get_response(request)
+        finally:
+            leave(token)
+        response[GUARD_HEADER] = "mirrored"
+        return response
+
+    return middleware
+
+
+guard_middleware.sync_capable = True  # type: ignore[attr-defined]
+guard_middleware.async_capable = True  # type: ignore[attr-defined]

@@ -17,33 +17,20 @@ import contextvars
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from shadowtap.config import Settings
-from shadowtap.guard.core import Guard, Rejection
+from shadowtap.guard.core import GuardedApp, Rejection
 from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import enter
 from shadowtap.marking import wsgi_request_target
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
 
-def environ_key(header: str) -> str:
-    """The WSGI environ key of a request header (``X-Shadowtap-Id`` → ``HTTP_X_SHADOWTAP_ID``)."""
-    return "HTTP_" + header.upper().replace("-", "_")
-
-
-class GuardWSGIMiddleware:
+class GuardWSGIMiddleware(GuardedApp[WSGIApp]):
     """Runs verified mirrored requests with their side effects blocked."""
 
-    def __init__(
-        self, app: WSGIApp, settings: Settings | None = None, *, guard: Guard | None = None
-    ) -> None:
-        self.app = app
-        self.guard = guard or Guard(settings)
-        self._signature = environ_key(self.guard.signature_header)
-        self._id = environ_key(self.guard.id_header)
-
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        signature = environ.get(self._signature)
-        record_id = environ.get(self._id)
+        signature_key, id_key = self.guard.environ_keys
+        signature = environ.get(signature_key)
+        record_id = environ.get(id_key)
         if signature is None and record_id is None:
             return self.app(environ, start_response)
         decision = self.guard.admit(

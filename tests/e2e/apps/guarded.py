@@ -135,21 +135,7 @@ def _flask() -> Any:
 
 
 def _django() -> tuple[Any, Any]:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        ALLOWED_HOSTS=["*"],
-        SECRET_KEY="e2e",
-        ROOT_URLCONF=__name__,
-        MIDDLEWARE=["shadowtap.guard.django.GuardDjangoMiddleware"],
-        SHADOWTAP={"guard": {"on_untrusted": "reject"}},
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT=SMTP_PORT,
-    )
-    django.setup()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.e2e.apps.guarded_django")
     from django.core.asgi import get_asgi_application
     from django.core.wsgi import get_wsgi_application
 
