@@ -104,11 +104,12 @@ class Guard:
         outcome = "rejected" if self.reject else "ordinary"
         self.metrics.count_marked(check.verdict, outcome)
         log.warning(
-            "%s request claims to be mirrored (id %r) but its marking is %s: %s",
-            outcome,
+            "a %s request claims to be mirrored (id %r), but its marking is %s (%s): %s",
+            method,
             record_id,
             check.verdict,
             check.detail,
+            "rejected with 403" if self.reject else "served as ordinary traffic",
         )
         return Rejection.of(check) if self.reject else None
 

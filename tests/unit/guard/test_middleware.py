@@ -8,13 +8,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from shadowtap.guard import GuardMiddleware, GuardWSGIMiddleware, is_mirrored, mirrored_request_id
 from shadowtap.marking import Marker
 from shadowtap.types import Message, Receive, Scope, Send
 
-from .conftest import make_guard, marker
+from .conftest import KEY, make_guard, marker
 
 RID = "0190a0b1-7c2d-7e3f-8a4b-5c6d7e8f9012"
 TARGET = "/stg/orders?id=7"
@@ -222,3 +223,28 @@ def test_header_names_come_from_the_marking_settings() -> None:
     status, _, _ = _call_wsgi(middleware, {"x-shadowtap-signature": signed, "x-shadowtap-id": RID})
     assert status == "200 OK"
     assert app.seen[2] == (False, None)  # the default names mean nothing here
+
+
+async def test_one_line_installs_it_in_a_fastapi_app() -> None:
+    from fastapi import FastAPI
+
+    from shadowtap.config import Settings
+
+    app = FastAPI()
+
+    @app.post("/stg/orders")
+    async def orders() -> dict[str, object]:
+        return {"mirrored": is_mirrored(), "id": mirrored_request_id()}
+
+    app.add_middleware(
+        GuardMiddleware, settings=Settings.load(env={}, overrides={"marking": {"key": KEY}})
+    )
+    headers, _ = _claims()["valid"]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://stg"
+    ) as client:
+        mirrored = await client.post(TARGET, headers=headers)
+        ordinary = await client.post(TARGET)
+    assert mirrored.json() == {"mirrored": True, "id": RID}
+    assert mirrored.headers["x-shadowtap-guard"] == "mirrored"
+    assert ordinary.json() == {"mirrored": False, "id": None}
