@@ -46,12 +46,13 @@ class Block:
     status: int = 200
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    reason: str = "not on guard.allow_hosts"
 
     @property
     def message(self) -> str:
         return (
             f"shadowtap guard blocked {self.effect} side effect {self.target} during mirrored "
-            f"request {self.request_id} (not on guard.allow_hosts)"
+            f"request {self.request_id} ({self.reason})"
         )
 
     def resolve(self, respond: Callable[[Block], T], error: Callable[[Block], BaseException]) -> T:
@@ -104,7 +105,13 @@ class Policy:
         )
 
     def block(
-        self, effect: str, target: str, request_id: str, *, can_respond: bool = True
+        self,
+        effect: str,
+        target: str,
+        request_id: str,
+        *,
+        can_respond: bool = True,
+        reason: str = "not on guard.allow_hosts",
     ) -> Block:
         respond = self.respond and can_respond
         self.metrics.count_blocked(effect, "respond" if respond else "raise")
@@ -115,7 +122,9 @@ class Policy:
             request_id,
             "canned answer" if respond else "raised",
         )
-        return Block(effect, target, request_id, respond, self.status, self.body, self.headers)
+        return Block(
+            effect, target, request_id, respond, self.status, self.body, self.headers, reason
+        )
 
 
 def compile_hosts(patterns: tuple[str, ...]) -> tuple[tuple[_Match, int | None], ...]:

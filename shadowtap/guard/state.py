@@ -34,11 +34,12 @@ class Mirror:
         """
         if self.policy.allows(host, port):
             return None
-        return self.block(effect, target, respond=respond)
-
-    def block(self, effect: str, target: str, *, respond: bool = True) -> Block:
-        """Block an effect that has no destination to allow (e-mail backends, tasks)."""
         return self.policy.block(effect, target, self.request_id, can_respond=respond)
+
+    def block(self, effect: str, target: str) -> Block:
+        """Block an effect that has no destination to allow (Django e-mail, Celery tasks)."""
+        reason = f"{effect} is blocked whatever its destination"
+        return self.policy.block(effect, target, self.request_id, reason=reason)
 
     def check_http(
         self,
