@@ -12,7 +12,8 @@ threading, futures        ``Thread.start``, ``ThreadPoolExecutor.submit``       
 httpx                     ``HTTPTransport.handle_request`` (+ async)             yes
 requests                  ``HTTPAdapter.send``                                   yes
 urllib3                   ``HTTPConnectionPool.urlopen``                         yes
-aiohttp                   ``ClientSession._request``                             yes
+aiohttp                   ``ClientSession._request``; ``BaseConnector.connect``  yes / no
+                          for each redirect ``_request`` follows by itself
 urllib / http.client      ``AbstractHTTPHandler.do_open``; ``HTTPConnection``    yes / no
                           ``.connect`` for any other user of http.client
 smtplib                   ``SMTP.connect``                                       yes
