@@ -340,6 +340,35 @@ class ReplayerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkingSettings:
+    """Signed marking of mirrored requests, shared by replayer, guard and capture.
+
+    See shadowtap.marking: ``key`` (or the variable named by ``key_env``) signs and verifies;
+    ``previous_keys`` still verify during a key rotation; signatures sent more than
+    ``max_skew_s`` away from the verifier's clock are expired.
+    """
+
+    key: str = ""
+    key_env: str = ""
+    previous_keys: tuple[str, ...] = ()
+    max_skew_s: float = 300.0
+    header: str = "X-Shadowtap-Signature"
+    id_header: str = "X-Shadowtap-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    """The target app's guard against side effects of mirrored requests (shadowtap.guard)."""
+
+    allow_hosts: tuple[str, ...] = ()
+    on_block: Literal["raise", "respond"] = "raise"
+    respond_status: int = 200
+    respond_body: str = "{}"
+    respond_content_type: str = "application/json"
+    on_untrusted: Literal["reject", "ordinary"] = "reject"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All settings; each stage reads its own section."""
 
@@ -348,6 +377,8 @@ class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     replayer: ReplayerSettings = field(default_factory=ReplayerSettings)
+    marking: MarkingSettings = field(default_factory=MarkingSettings)
+    guard: GuardSettings = field(default_factory=GuardSettings)
 
     @classmethod
     def load(
