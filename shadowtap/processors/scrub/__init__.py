@@ -71,13 +71,13 @@ set one in production, the same for every worker), ``scrub_entities``,
 Modules, in the order a value meets them:
 
 - ``scrubber``: ``Scrubber``, which walks an envelope's parts and caches results per value;
-- ``names``: what a field's name says (``FieldRules``, ``is_phone_name``);
+- ``field_names``: what a field's name says (``FieldRules``, ``is_phone_name``);
 - ``gates``: the pre-screen and each entity's cheap gate;
 - ``detector``: ``Detector``, every finding in one value, overlaps resolved;
 - ``recognizers``: Presidio's pattern recognizers run directly (``offline_tldextract``);
-  ``validation``: their checks widened from "valid" to "shaped like one";
-- ``phones``, ``cards``, ``tokens``: what phone numbers, card numbers, JWTs and API keys
-  look like; ``checkdigits``: Luhn and IBAN check digits;
+  ``fail_closed``: their checks widened from "valid" to "shaped like one";
+- ``phones``, ``cards``, ``credentials``: what phone numbers, card numbers, JWTs and API
+  keys look like; ``checkdigits``: Luhn and IBAN check digits;
 - ``pseudonyms``: ``Pseudonyms``, format-keeping replacements;
 - ``entities``: the entity kinds (``Entity``, Presidio's names) and their thresholds.
 """

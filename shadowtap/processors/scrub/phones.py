@@ -1,11 +1,9 @@
 """Phone numbers: found by shape, and told apart from dates, amounts, versions and ids.
 
-Under a phone-like name (shadowtap.processors.scrub.names) any phone-shaped span is a
-phone, bare digits too. Elsewhere a span must be *written* as a phone: E.164 with ``+``,
-NANP with separators or brackets, or the national format (trunk prefix, then groups) of
-one of ``scrub_phone_regions``, with a length ``phonenumbers`` calls *possible*. Possible,
-not valid: numbers with unassigned area codes (``+1 373-…``, ``(459) …``) are not valid,
-and a validity-based recognizer keeps them.
+Under a phone-like name any phone-shaped span is a phone; elsewhere only a span written as
+one (E.164 with ``+``, NANP with separators or brackets, or a ``scrub_phone_regions``
+national format), of a length ``phonenumbers`` calls *possible*, not only valid: numbers
+with unassigned area codes (``+1 373-…``, ``(459) …``) are not valid, and still someone's.
 """
 
 from __future__ import annotations

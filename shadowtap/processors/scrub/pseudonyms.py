@@ -1,13 +1,9 @@
 """Pseudonyms: consistent, keyed replacements shaped like the original.
 
-Each is derived from a keyed HMAC-SHA256 of the original (``scrub_key``), so one customer
-stays one customer in staging, and shaped so staging's validation passes: an e-mail stays an
-e-mail (``u-…@example.com``), a card number a Luhn-valid test number with the same layout,
-a phone one with the same layout (a valid phone of the same region when the original was
-valid; NANP keeps its area code), an IBAN one with valid check digits, an SSN a valid-form
-SSN, an IP a private address, a JWT a well-formed JWT, an API key one with the same prefix.
-Other kinds, and values replaced for their field's name, keep their character classes and
-length (``field_shape`` picks the kind whose format a field value keeps).
+Each is drawn from a keyed HMAC-SHA256 of the original (``scrub_key``): one customer stays
+one customer in staging. Each kind keeps its format so staging's validation passes (the
+package docstring lists them); values replaced for their field's name keep the format
+``field_shape`` sees in them, else their character classes and length.
 """
 
 from __future__ import annotations
@@ -27,9 +23,9 @@ from shadowtap.processors.scrub.checkdigits import (
     luhn_check_digit,
     only_digits,
 )
+from shadowtap.processors.scrub.credentials import API_KEY_PREFIX, JWT_SHAPE
 from shadowtap.processors.scrub.entities import Entity
 from shadowtap.processors.scrub.phones import NANP, is_phone
-from shadowtap.processors.scrub.tokens import API_KEY_PREFIX, JWT_SHAPE
 
 FIELD_SHAPE = "FIELD"  # the kind of a field value that has no entity's format: shape only
 _IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}(?: ?[0-9A-Z]{1,4}){3,8}")

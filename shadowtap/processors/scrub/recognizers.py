@@ -1,7 +1,7 @@
 """Presidio's pattern recognizers, run without Presidio's engine, and its NLP engine.
 
 ``recognizer(entity)`` builds one entity's recognizer (Presidio's, or ours for JWTs, API
-keys and Mastercard's 2-series), widens its checks (shadowtap.processors.scrub.validation)
+keys and Mastercard's 2-series), widens its checks (shadowtap.processors.scrub.fail_closed)
 and returns a function ``text -> [(start, end, score)]``. No NER, no model download; with
 ``scrub_nlp_model`` naming an installed spaCy model, ``nlp_engine`` adds Presidio's
 AnalyzerEngine for kinds no pattern finds (names, locations).
@@ -17,9 +17,9 @@ from typing import Any
 
 from shadowtap.errors import ScrubError
 from shadowtap.processors.scrub.cards import MASTERCARD_2_SERIES
+from shadowtap.processors.scrub.credentials import API_KEY_PATTERNS, JWT_PATTERN
 from shadowtap.processors.scrub.entities import KNOWN, Entity
-from shadowtap.processors.scrub.tokens import API_KEY_PATTERNS, JWT_PATTERN
-from shadowtap.processors.scrub.validation import IN_CONTEXT, fail_closed
+from shadowtap.processors.scrub.fail_closed import IN_CONTEXT, widen
 
 Recognize = Callable[[str], list[tuple[int, int, float]]]
 
@@ -134,7 +134,7 @@ def _presidio_recognizer(entity: Entity) -> Any:
 def recognizer(entity: Entity) -> Recognize:
     """``entity``'s recognizer, failing closed, as a function of the text."""
     rec = _presidio_recognizer(entity)
-    fail_closed(entity, rec)
+    widen(entity, rec)
     if entity is Entity.IBAN_CODE:  # its own analyze() checks more than its patterns
         return _Analyze(rec, entity.value)
     return _Direct(rec, IN_CONTEXT.get(entity))

@@ -1,14 +1,9 @@
-"""The Scrubber: every part of an envelope, each value by its field's rule or analysis.
+"""The Scrubber: every part of an envelope, each value by its field's rule or by analysis.
 
-The path (segment by segment, percent-decoded), the query string, header values (the
-values of ``scrub_headers`` replaced whole; cookies pair by pair, names kept; ``Bearer``
-and other schemes kept), bodies (JSON field by field, forms pair by pair, else as text),
-the client address, and the response's headers and body. gzip/deflate bodies are inflated
-first; a body that cannot be read (br, zstd, …) fails closed with ScrubError.
-
-A value under a name that ``scrub_field_names`` matches is replaced without analysis; under
-a phone-like name any phone-shaped value is a phone; anything else is analyzed
-(shadowtap.processors.scrub.detector), with results cached per distinct value.
+What is scrubbed, and how, is the package's docstring (shadowtap.processors.scrub). Here:
+walking the path, query, headers, cookies, bodies (inflated first; JSON, form or text) and
+client address; field-name rules; the cache of results per distinct value; and the three
+replacement modes.
 
 Built from ``[processor]`` settings; keyword arguments change single settings by their
 short name (``Scrubber(key="k", entities=("EMAIL_ADDRESS",))`` for ``scrub_key`` and
@@ -35,8 +30,8 @@ from shadowtap.errors import ScrubError
 from shadowtap.headers import Headers, header_value
 from shadowtap.processors.scrub.detector import Detector
 from shadowtap.processors.scrub.entities import Entity
+from shadowtap.processors.scrub.field_names import FieldRules, is_phone_name
 from shadowtap.processors.scrub.gates import PRESCREEN
-from shadowtap.processors.scrub.names import FieldRules, is_phone_name
 from shadowtap.processors.scrub.pseudonyms import Pseudonyms, field_shape
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from shadowtap.envelope import Envelope, encode
 from shadowtap.errors import ScrubError
 from shadowtap.processors.scrub.checkdigits import is_luhn_valid
-from shadowtap.processors.scrub.names import FieldRules, is_phone_name
+from shadowtap.processors.scrub.field_names import FieldRules, is_phone_name
 from shadowtap.processors.scrub.scrubber import Scrubber
 from tests.pii_corpus import AMBIGUOUS, PHONE_NAMES, generate, leaks, ordinary_changes
 

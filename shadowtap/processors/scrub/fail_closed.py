@@ -102,8 +102,8 @@ _WIDEN: dict[Entity, tuple[str, Callable[[Any], Any]]] = {
 IN_CONTEXT: dict[Entity, Callable[[str, int, int], bool]] = {Entity.CREDIT_CARD: is_card_typo}
 
 
-def fail_closed(entity: Entity, recognizer: Any) -> None:
+def widen(entity: Entity, recognizer: Any) -> None:
     """Widen a Presidio recognizer's checks from "valid" to "shaped like one"."""
     if entity in _WIDEN:
-        check, widen = _WIDEN[entity]
-        setattr(recognizer, check, widen(getattr(recognizer, check)))
+        check, wrap = _WIDEN[entity]
+        setattr(recognizer, check, wrap(getattr(recognizer, check)))
