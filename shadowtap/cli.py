@@ -68,7 +68,7 @@ def checked_settings(
     """``load_settings``, then the start-up check (shadowtap.kafka.wait_for_broker): a
     cluster that refuses our password or certificates stops the command in seconds, saying
     which, instead of a client retrying forever."""
-    from shadowtap.kafka import wait_for_broker
+    from shadowtap.kafka_check import wait_for_broker
 
     settings = load_settings(args)
     wait_for_broker(settings.kafka, clients=clients)
@@ -145,7 +145,7 @@ def _collect(args: argparse.Namespace) -> int:
     import logging
 
     from shadowtap.errors import KafkaError, KafkaSecurityError
-    from shadowtap.kafka import wait_for_broker
+    from shadowtap.kafka_check import wait_for_broker
     from shadowtap.producers.collector import serve
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
@@ -187,7 +187,7 @@ def _replay(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         settings = replace(settings, replayer=replace(settings.replayer, **replayer))
-    from shadowtap.kafka import wait_for_broker
+    from shadowtap.kafka_check import wait_for_broker
     from shadowtap.replayers.rewrite import parse_target
 
     # A typo in the target is said before Kafka is asked anything.

@@ -42,7 +42,7 @@ from typing import Any
 
 from shadowtap.config import KafkaSettings
 from shadowtap.errors import DevKafkaError, KafkaError
-from shadowtap.kafka import wait_for_broker
+from shadowtap.kafka_check import wait_for_broker
 
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
