@@ -35,7 +35,8 @@ from typing import Any
 import orjson
 
 from shadowtap.config import KafkaSettings, Settings, to_env
-from shadowtap.devkafka import cache_dir, free_port, resolve_broker
+from shadowtap.devkafka import free_port, resolve_broker
+from shadowtap.devkafka_jars import cache_dir
 from shadowtap.envelope import Envelope, decode
 from shadowtap.errors import EnvelopeError, ShadowtapError
 from shadowtap.kafka import create_topics, make_consumer

@@ -10,7 +10,8 @@ from shadowtap.cli.settings import command_settings
 
 
 def kafka_command(args: argparse.Namespace) -> int:
-    from shadowtap.devkafka import LocalKafka, docker_available, ensure_jars
+    from shadowtap.devkafka import LocalKafka, docker_available
+    from shadowtap.devkafka_jars import ensure_jars
 
     out = console()
     if args.action == "fetch":
