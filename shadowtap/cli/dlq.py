@@ -1,7 +1,8 @@
 """``shadowtap dlq stats|list|show|redrive``: tables (or ``--json``) over the dead-letter topic.
 
-What each command reads and shows is shadowtap.deadletters; what a redrive does is
-shadowtap.redrive. Tables go to stdout with rich; without rich the command prints JSON.
+What each command reads is shadowtap.deadletters, what it shows shadowtap.dlqviews; what a
+redrive does is shadowtap.redrive. Tables go to stdout with rich; without rich the command
+prints JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shadowtap.config import Settings
 
 def dlq_command(args: argparse.Namespace) -> int:
     from shadowtap import deadletters as dl
+    from shadowtap import dlqviews as views
 
     settings = command_settings(args)
     topic = settings.topics.dlq
@@ -37,12 +39,12 @@ def dlq_command(args: argparse.Namespace) -> int:
         if args.action == "show":
             found = dl.find(settings, args.id)
         elif args.action == "stats":
-            rows = dl.stats(dl.letters(settings, since), marks, now)
+            rows = views.stats(dl.letters(settings, since), marks, now)
         else:
             newest = dl.newest(dl.letters(settings, since), selection, args.limit)
     if args.action == "show":
         shown = [
-            dl.describe(x, marks.get(x.coordinates), show_sensitive=args.show_sensitive)
+            views.describe(x, marks.get(x.coordinates), show_sensitive=args.show_sensitive)
             for x in found
         ]
         if table is None:
@@ -59,7 +61,7 @@ def dlq_command(args: argparse.Namespace) -> int:
         else:
             _stats_table(table, topic, rows, now)
         return 0
-    lines = [dl.summary(x, marks, now) for x in newest]
+    lines = [views.summary(x, marks, now) for x in newest]
     if table is None:
         _print_json({"topic": topic, "records": lines})
     else:
@@ -137,7 +139,7 @@ def _print_json(data: Any) -> None:
 def _stats_table(out: Any, topic: str, rows: list[Any], now: int) -> None:
     from rich.table import Table
 
-    from shadowtap.deadletters import AGE_BUCKETS, human_age
+    from shadowtap.dlqviews import AGE_BUCKETS, human_age
 
     t = Table(title=f"{topic}: {sum(r.count for r in rows):,} records")
     for column in ("stage", "reason", "group", "records"):
@@ -163,7 +165,7 @@ def _stats_table(out: Any, topic: str, rows: list[Any], now: int) -> None:
 def _list_table(out: Any, topic: str, lines: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    from shadowtap.deadletters import human_age
+    from shadowtap.dlqviews import human_age
 
     t = Table(title=f"{topic}: the {len(lines)} newest records (show one: shadowtap dlq show REF)")
     for column in ("ref", "age", "stage", "reason", "group / target", "source", "record id"):
@@ -187,7 +189,7 @@ def _list_table(out: Any, topic: str, lines: list[dict[str, Any]]) -> None:
 def _show_table(out: Any, shown: list[dict[str, Any]], sensitive: bool) -> None:
     from rich.table import Table
 
-    from shadowtap.deadletters import human_age
+    from shadowtap.dlqviews import human_age
 
     if sensitive and any(s["stage"] != "replayer" for s in shown):
         console().print("[red]showing unscrubbed production data[/red]")
