@@ -3,7 +3,8 @@
     python bench/collect.py [--seconds 30] [--rounds 5] [--connections 32] [--before DIR]
 
 nginx holds a client's next keep-alive request until that request's mirror subrequest has
-been answered (FINDINGS.md), so the collector's speed is production's speed. One nginx
+been answered (nginx 1.22, wrk with 32 connections: 41,000 req/s alone, 106 req/s with a
+mirror target answering in 300 ms), so the collector's speed is production's speed. One nginx
 (Debian's /usr/sbin/nginx, one worker, pinned to core 1 with wrk) serves the same 1 KB JSON
 POST, proxied to a backend that answers 204, in these cases:
 

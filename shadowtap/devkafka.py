@@ -5,14 +5,16 @@ The broker is resolved in this order (``resolve_broker``):
 1. ``SHADOWTAP_BOOTSTRAP``: an existing cluster, used as it is;
 2. a Docker engine that answers: the official ``apache/kafka`` image through testcontainers;
 3. Apache Kafka assembled from Maven Central (``org.apache.kafka:kafka_2.13`` and its runtime
-   dependencies, fetched once with Maven into the cache directory) and run with the
-   machine's Java: ``StorageTool format``, then ``kafka.Kafka server.properties``.
+   dependencies, fetched once with Maven into the cache directory: shadowtap.devkafka_jars)
+   and run with the machine's Java: ``StorageTool format``, then
+   ``kafka.Kafka server.properties``.
 
 The local broker (3) can also listen with SASL_SSL and with SSL requiring a client
-certificate (mTLS), beside its plaintext listener: ``LocalKafka.start(secure=SecureListeners(...))``
-with a keystore and CA the caller made (the tests make theirs with ``cryptography``). Its SCRAM
-users are created when the storage is formatted (``StorageTool format --add-scram``: the
-broker assembled from Maven has no ``kafka-configs.sh``).
+certificate (mTLS), beside its plaintext listener: ``LocalKafka.start(secure=...)`` with a
+``shadowtap.devkafka_secure.SecureListeners`` holding a keystore and CA the caller made (the
+tests make theirs with ``cryptography``). Its SCRAM users are created when the storage is
+formatted (``StorageTool format --add-scram``: the broker assembled from Maven has no
+``kafka-configs.sh``).
 
 ``SHADOWTAP_DEVKAFKA=local`` skips Docker. ``shadowtap kafka start|stop|status`` drives (3)
 as a background process that outlives the command; its state lives in
@@ -27,28 +29,24 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from shadowtap.config import KafkaSettings
+from shadowtap.devkafka_jars import KAFKA_VERSION, Progress, cache_dir, ensure_jars
+from shadowtap.devkafka_secure import SecureListeners
 from shadowtap.errors import DevKafkaError, KafkaError
-from shadowtap.kafka import wait_for_broker
+from shadowtap.kafka_check import wait_for_broker
 
-KAFKA_VERSION = "3.9.1"
-SCALA_VERSION = "2.13"
 IMAGE = f"apache/kafka:{KAFKA_VERSION}"
-# slf4j has no binding in Kafka's runtime dependencies; without one the broker logs nothing.
-_LOGGING_JAR = "org.slf4j:slf4j-simple:1.7.36"
 _JVM_OPTS = ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
 
 # One broker configuration for both the local process and the Docker image.
@@ -67,7 +65,6 @@ BROKER_PROPERTIES = {
     "log.retention.check.interval.ms": "60000",
 }
 
-Progress = Callable[[str], None]
 # Brokers started by this process, kept so that stop() can reap them (no zombie, no warning).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -82,64 +79,6 @@ def new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-@dataclass(frozen=True, slots=True)
-class SecureListeners:
-    """TLS material and users for a local broker's secured listeners, made by the caller.
-
-    The broker then also listens with SASL_SSL (``users`` as SCRAM-SHA-256, SCRAM-SHA-512 and
-    PLAIN credentials) and with SSL that requires a client certificate signed by a CA in
-    ``client_ca_file`` (PEM). ``keystore`` is a PKCS#12 file holding the broker's key and
-    certificate; clients must trust the CA that signed it.
-    """
-
-    keystore: str
-    keystore_password: str
-    client_ca_file: str
-    users: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        for name, password in self.users:
-            # Both end up inside a JAAS line and a StorageTool argument: keep them plain.
-            if not _PLAIN_TOKEN.fullmatch(name) or not _PLAIN_TOKEN.fullmatch(password):
-                raise DevKafkaError(
-                    f"SCRAM user {name!r}: names and passwords of the local broker's users "
-                    "may hold only letters, digits, '.', '_' and '-'"
-                )
-
-    def properties(self) -> dict[str, str]:
-        """Broker properties of the SASL_SSL and MTLS listeners (beside the plaintext one)."""
-        plain_users = " ".join(f'user_{name}="{password}"' for name, password in self.users)
-        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-        return {
-            "ssl.keystore.type": "PKCS12",
-            "ssl.keystore.location": self.keystore,
-            "ssl.keystore.password": self.keystore_password,
-            "ssl.key.password": self.keystore_password,
-            "ssl.truststore.type": "PEM",
-            "ssl.truststore.location": self.client_ca_file,
-            "listener.name.mtls.ssl.client.auth": "required",
-            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
-            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
-                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
-            ),
-            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
-            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
-        }
-
-    def format_arguments(self) -> list[str]:
-        """``StorageTool format`` arguments that create the SCRAM users."""
-        return [
-            arg
-            for name, password in self.users
-            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
-            for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
-        ]
-
-
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,68 +105,6 @@ class Broker:
         }
         extra = f", pid {self.pid}, log {self.log}" if self.pid else ""
         return f"{self.bootstrap} ({where[self.kind]}{extra})"
-
-
-def cache_dir() -> Path:
-    if os.environ.get("SHADOWTAP_CACHE_DIR"):
-        return Path(os.environ["SHADOWTAP_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "shadowtap"
-
-
-def jars_dir() -> Path:
-    return cache_dir() / f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}" / "libs"
-
-
-def ensure_jars(progress: Progress = lambda _msg: None) -> Path:
-    """Fetch the broker's jars from Maven Central once; return the directory holding them."""
-    libs = jars_dir()
-    done = libs.parent / ".complete"
-    if done.exists():
-        return libs
-    java, mvn = shutil.which("java"), shutil.which("mvn")
-    if java is None:
-        raise DevKafkaError(
-            "Java is not installed: the local Kafka broker needs a Java 17+ runtime "
-            "(Debian: apt-get install openjdk-17-jre-headless), or set SHADOWTAP_BOOTSTRAP "
-            "to an existing cluster"
-        )
-    if mvn is None:
-        raise DevKafkaError(
-            "Maven is not installed: it fetches Apache Kafka's jars from Maven Central once "
-            "(Debian: apt-get install maven), or set SHADOWTAP_BOOTSTRAP to an existing cluster"
-        )
-    progress(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs}")
-    libs.mkdir(parents=True, exist_ok=True)
-    group, artifact, version = _LOGGING_JAR.split(":")
-    pom = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>shadowtap</groupId><artifactId>devkafka</artifactId><version>1</version>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_{SCALA_VERSION}</artifactId>
-      <version>{KAFKA_VERSION}</version></dependency>
-    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>
-      <version>{version}</version></dependency>
-  </dependencies>
-</project>
-"""
-    with tempfile.TemporaryDirectory(prefix="shadowtap-mvn-") as work:
-        Path(work, "pom.xml").write_text(pom)
-        cmd = [
-            mvn, "-B", "-q", "-f", str(Path(work, "pom.xml")),
-            "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
-        ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise DevKafkaError(
-            f"Maven could not fetch org.apache.kafka:kafka_{SCALA_VERSION}:{KAFKA_VERSION} "
-            f"(exit {proc.returncode}); is Maven Central reachable?\n{tail}"
-        )
-    if not any(libs.glob(f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar")):
-        raise DevKafkaError(f"Maven finished but {libs} holds no Kafka jar")
-    done.write_text(KAFKA_VERSION)
-    return libs
 
 
 def free_port(preferred: int | None = None) -> int:

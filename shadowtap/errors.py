@@ -55,7 +55,15 @@ class ScrubError(ShadowtapError):
 
 
 class ReplayError(ShadowtapError):
-    """A delivery to a target failed."""
+    """A delivery to a target failed.
+
+    ``kind`` is a short stable code (``connect``, ``timeout``, ``disconnected``,
+    ``protocol``) used as the result's ``error_kind``, the DLQ reason and a metrics label.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class RetryableReplayError(ReplayError):

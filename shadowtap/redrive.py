@@ -44,7 +44,6 @@ starts its offsets over, so delete its marker topic with it.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,16 +53,7 @@ import orjson
 
 from shadowtap import dlq
 from shadowtap.config import Settings
-from shadowtap.deadletters import (
-    Letter,
-    Marker,
-    Selection,
-    end_offsets,
-    letters,
-    markers,
-    scan,
-    topic_exists,
-)
+from shadowtap.deadletters import Letter, Marker, Selection, letters, markers, now_epoch_ms
 from shadowtap.envelope import decode, kafka_headers
 from shadowtap.errors import ConfigError, EnvelopeError, KafkaError
 from shadowtap.kafka import (
@@ -73,6 +63,7 @@ from shadowtap.kafka import (
     retry_topic_spec,
     topic_specs,
 )
+from shadowtap.topicscan import end_offsets, scan, topic_exists
 
 BATCH = 500
 _FLUSH_S = 60.0
@@ -213,7 +204,7 @@ class Redrive:
     def _mark_sending(
         self, batch: list[tuple[Letter, Route]], starts: dict[str, dict[int, int]]
     ) -> None:
-        now = _now_ms()
+        now = now_epoch_ms()
         for letter, way in batch:
             marker = Marker("sending", way.topic, now, starts=starts[way.topic])
             self._produce(self.settings.topics.redriven, letter.coordinates, marker)
@@ -241,7 +232,7 @@ class Redrive:
         return landed, failed
 
     def _mark_done(self, landed: dict[str, tuple[str, int, int]]) -> None:
-        now = _now_ms()
+        now = now_epoch_ms()
         for coordinates, (topic, partition, offset) in landed.items():
             marker = Marker("done", topic, now, partition=partition, offset=offset)
             self._produce(self.settings.topics.redriven, coordinates, marker)
@@ -368,7 +359,3 @@ def _header(headers: list[tuple[str, bytes]] | None, name: str) -> str:
         if key == name:
             return value.decode("utf-8", "replace") if value else ""
     return ""
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

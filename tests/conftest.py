@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from shadowtap.config import KafkaSettings, Settings
-from shadowtap.devkafka import Broker, SecureListeners, resolve_broker
+from shadowtap.devkafka import Broker, resolve_broker
+from shadowtap.devkafka_secure import SecureListeners
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

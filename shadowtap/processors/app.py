@@ -117,7 +117,7 @@ def build_app(
     """
     import faust
 
-    from shadowtap.kafka import Security
+    from shadowtap.kafka_security import Security
 
     p = settings.processor
     topics = settings.topics

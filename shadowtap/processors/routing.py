@@ -26,11 +26,6 @@ class Router:
         self._rules = [(RouteMatcher(r.path, r.methods), r.topic) for r in rules]
         self._default = default
 
-    @property
-    def topics(self) -> set[str]:
-        """Every topic this router can send to (the worker declares them at start-up)."""
-        return {t for _, t in self._rules if t} | {self._default}
-
     def topic_for(self, env: Envelope) -> str | None:
         for match, topic in self._rules:
             if match.matches(env.method, env.path):

@@ -18,7 +18,8 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from shadowtap.config import Settings
-from shadowtap.kafka import LIBRDKAFKA_LOGGER, client_config, explain
+from shadowtap.kafka import LIBRDKAFKA_LOGGER, client_config
+from shadowtap.kafka_check import explain
 
 log = logging.getLogger("shadowtap.capture")
 

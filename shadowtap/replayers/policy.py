@@ -30,6 +30,7 @@ mirrored request can never be sent to another host.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import ssl
 import time
@@ -40,8 +41,8 @@ from typing import Any, Protocol
 import httpx
 
 from shadowtap.config import ReplayerSettings
-from shadowtap.errors import ConfigError
-from shadowtap.headers import Headers
+from shadowtap.errors import ConfigError, ReplayError, RetryableReplayError
+from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Outgoing
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -85,52 +86,65 @@ class Policy:
         return ceiling / 2 + rand() * ceiling / 2
 
 
-@dataclass(slots=True)
-class Delivery:
-    """What came of one delivery, after every attempt."""
+# What each transport failure means, httpx's and aiohttp's alike: the first row whose classes
+# match decides, so narrower classes come first (ConnectTimeout before TimeoutException,
+# ClientConnectorError before ClientOSError). Anything else is ``protocol``.
+# ``connect`` means the request never left: always safe to try again.
+TransportFailures = tuple[tuple[tuple[type[BaseException], ...], str], ...]
 
-    status: int | None = None
-    headers: Headers | None = None
-    body: bytes = b""
-    body_size: int = 0
-    truncated: bool = False
-    duration_ms: float = 0.0
-    attempts: int = 0
-    error: str = ""
-    error_kind: str = ""
 
-    @property
-    def failed(self) -> bool:
-        return self.status is None
+@functools.cache
+def transport_failures() -> TransportFailures:
+    import aiohttp
+
+    return (
+        (
+            (
+                httpx.ConnectError,
+                httpx.ConnectTimeout,
+                httpx.PoolTimeout,
+                aiohttp.ClientConnectorError,
+            ),
+            "connect",
+        ),
+        ((httpx.TimeoutException, aiohttp.ServerTimeoutError, TimeoutError), "timeout"),
+        (
+            (
+                httpx.ReadError,
+                httpx.WriteError,
+                httpx.RemoteProtocolError,
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientPayloadError,
+                aiohttp.ClientOSError,
+            ),
+            "disconnected",
+        ),
+    )
 
 
 def classify(exc: BaseException) -> str:
-    """A short reason for a transport error: connect, timeout, disconnected or protocol.
+    """The kind of a transport failure: connect, timeout, disconnected or protocol.
 
-    ``connect`` means the request never left: always safe to retry. httpx-aiohttp maps
-    several aiohttp errors onto httpx classes loosely (a server disconnect surfaces as
-    ConnectTimeout), so the aiohttp cause decides when there is one.
+    httpx-aiohttp maps several aiohttp errors onto httpx classes loosely (a server disconnect
+    surfaces as ConnectTimeout), so the aiohttp cause of an httpx error decides.
     """
     cause = exc.__cause__
-    if cause is not None and type(cause).__module__.startswith("aiohttp"):
-        import aiohttp
-
-        if isinstance(cause, aiohttp.ClientConnectorError):
-            return "connect"
-        if isinstance(cause, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
-            return "timeout"
-        if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-            return "disconnected"
-        if isinstance(cause, aiohttp.ClientPayloadError):
-            return "disconnected"
-        return "protocol"
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return "connect"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
-        return "disconnected"
+    if (
+        isinstance(exc, httpx.HTTPError)
+        and cause is not None
+        and type(cause).__module__.startswith("aiohttp")
+    ):
+        exc = cause
+    for classes, kind in transport_failures():
+        if isinstance(exc, classes):
+            return kind
     return "protocol"
+
+
+def transport_error(exc: BaseException) -> RetryableReplayError:
+    """A transport failure as the tree's error: every kind may succeed when tried again
+    (``connect`` for ``connect_retry_s``, the others for ``retries``)."""
+    return RetryableReplayError(classify(exc), f"{type(exc).__name__}: {exc}")
 
 
 async def deliver(
@@ -152,10 +166,10 @@ async def deliver(
         attempt_started = time.perf_counter()
         try:
             await sender.attempt(out, policy, result)
-        except SendError as exc:
+        except ReplayError as exc:
             kind = exc.kind
-            result.status, result.headers = None, None
-            result.error_kind, result.error = kind, f"{type(exc).__name__}: {exc}"[:500]
+            result.status, result.headers = None, []
+            result.error_kind, result.error = kind, str(exc)[:500]
             if kind == "connect" and policy.connect_retry_s > 0:
                 now = time.monotonic()
                 first_connect_failure = first_connect_failure or now
@@ -186,16 +200,8 @@ async def deliver(
         return result
 
 
-class SendError(Exception):
-    """A transport failure, classified (connect, timeout, disconnected, protocol)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 class Sender(Protocol):
-    """Sends one attempt; fills ``result`` or raises SendError."""
+    """Sends one attempt; fills ``result`` or raises a ReplayError (``transport_error``)."""
 
     async def attempt(self, out: Outgoing, policy: Policy, result: Delivery) -> None: ...
 
@@ -229,7 +235,7 @@ class HttpxSender:
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
-            raise SendError(classify(exc), f"{type(exc).__name__}: {exc}") from exc
+            raise transport_error(exc) from exc
         result.status = response.status_code
         result.headers = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
@@ -291,7 +297,7 @@ class AiohttpSender:
                     (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers
                 ]
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SendError(_classify_aiohttp(exc), f"{type(exc).__name__}: {exc}") from exc
+            raise transport_error(exc) from exc
         result.body = bytes(body)
         result.body_size = size
         result.truncated = size > len(body)
@@ -309,20 +315,6 @@ class AiohttpSender:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-def _classify_aiohttp(exc: BaseException) -> str:
-    import aiohttp
-
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect"
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return "timeout"
-    if isinstance(
-        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientOSError
-    ):
-        return "disconnected"
-    return "protocol"
 
 
 def _ssl_option(settings: ReplayerSettings) -> ssl.SSLContext | bool:

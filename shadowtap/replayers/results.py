@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -38,8 +38,31 @@ VERSION = 1
 
 
 @dataclass(slots=True)
-class Result:
-    """A target's answer to one mirrored request (or why there was none)."""
+class Delivery:
+    """What came of one delivery, after every attempt (shadowtap.replayers.policy fills it)."""
+
+    status: int | None = None
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+    body_size: int = 0
+    truncated: bool = False
+    duration_ms: float = 0.0
+    attempts: int = 0
+    error: str = ""
+    error_kind: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status is None
+
+
+_DELIVERY_FIELDS = tuple(f.name for f in fields(Delivery))
+
+
+@dataclass(slots=True, kw_only=True)
+class Result(Delivery):
+    """A target's answer to one mirrored request (or why there was none): the delivery, and
+    which request and target it was."""
 
     id: str
     target: str
@@ -47,16 +70,32 @@ class Result:
     ts: int = 0
     method: str = ""
     path: str = ""
-    status: int | None = None
-    headers: Headers = field(default_factory=list)
-    body: bytes = b""
-    body_size: int = 0
-    truncated: bool = False
-    duration_ms: float = 0.0
-    attempts: int = 1
-    error: str = ""
-    error_kind: str = ""
     incomplete: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        delivery: Delivery,
+        *,
+        id: str,
+        target: str,
+        group: str,
+        ts: int,
+        method: str,
+        path: str,
+        incomplete: str,
+    ) -> Result:
+        answer = {name: getattr(delivery, name) for name in _DELIVERY_FIELDS}
+        return cls(
+            id=id,
+            target=target,
+            group=group,
+            ts=ts,
+            method=method,
+            path=path,
+            incomplete=incomplete,
+            **answer,
+        )
 
     @property
     def ok(self) -> bool:

@@ -76,13 +76,13 @@ from shadowtap.replayers import results
 from shadowtap.replayers.metrics import Metrics
 from shadowtap.replayers.pacing import Pacer, TokenBucket, parse_rate, parse_speed
 from shadowtap.replayers.policy import (
-    Delivery,
     HttpxSender,
     Policy,
     Sender,
     deliver,
     make_sender,
 )
+from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Rewriter, incomplete
 from shadowtap.replayers.tracker import CommitTracker
 
@@ -368,22 +368,14 @@ class Replayer:
         self.metrics.retries.labels(self.target, reason).inc()
 
     def _result(self, env: Envelope, d: Delivery) -> results.Result:
-        return results.Result(
+        return results.Result.of(
+            d,
             id=env.id,
             target=self.target,
             group=self.settings.replayer.group,
             ts=time.time_ns() // 1_000_000,
             method=env.method,
             path=env.path,
-            status=d.status,
-            headers=d.headers or [],
-            body=d.body,
-            body_size=d.body_size,
-            truncated=d.truncated,
-            duration_ms=d.duration_ms,
-            attempts=d.attempts,
-            error=d.error,
-            error_kind=d.error_kind,
             incomplete=incomplete(env) or "",
         )
 

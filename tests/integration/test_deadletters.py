@@ -10,10 +10,11 @@ import pytest
 
 from shadowtap import dlq
 from shadowtap.config import Settings
-from shadowtap.deadletters import Selection, find, letters, markers, parse_since, scan
+from shadowtap.deadletters import Selection, find, letters, markers, parse_since
 from shadowtap.envelope import Envelope, encode
 from shadowtap.kafka import create_topics, make_producer
 from shadowtap.redrive import Redrive
+from shadowtap.topicscan import scan
 
 
 class Killed(Exception):

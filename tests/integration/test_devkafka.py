@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from shadowtap.config import TopicSettings
-from shadowtap.devkafka import LocalKafka, jars_dir
+from shadowtap.devkafka import LocalKafka
+from shadowtap.devkafka_jars import jars_dir
 from shadowtap.kafka import topic_specs
 
 

@@ -23,7 +23,7 @@ import pytest
 from shadowtap.config import KafkaSettings, Settings
 from shadowtap.devkafka import Broker
 from shadowtap.errors import KafkaSecurityError
-from shadowtap.kafka import wait_for_broker
+from shadowtap.kafka_check import wait_for_broker
 from shadowtap.producers.publisher import Publisher
 from tests.conftest import KafkaPKI, kafka_env
 

@@ -11,17 +11,8 @@ from hypothesis import strategies as st
 
 from shadowtap import dlq
 from shadowtap.config import Settings
-from shadowtap.deadletters import (
-    Letter,
-    Marker,
-    Selection,
-    describe,
-    human_age,
-    newest,
-    parse_marker,
-    parse_since,
-    stats,
-)
+from shadowtap.deadletters import Letter, Marker, Selection, newest, parse_marker, parse_since
+from shadowtap.dlqviews import describe, human_age, stats
 from shadowtap.envelope import Envelope, Response, encode
 from shadowtap.errors import ConfigError
 from shadowtap.redrive import Route, redriven_headers, route

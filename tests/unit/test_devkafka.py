@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowtap import devkafka
+from shadowtap import devkafka, devkafka_jars, devkafka_secure
 from shadowtap.errors import DevKafkaError
 
 
@@ -24,16 +24,16 @@ def test_missing_java_or_maven_says_so_and_how_to_fix_it(
     empty_cache: Path, monkeypatch: pytest.MonkeyPatch, missing: str, message: str
 ) -> None:
     monkeypatch.setattr(
-        devkafka.shutil, "which", lambda tool: None if tool == missing else f"/usr/bin/{tool}"
+        devkafka_jars.shutil, "which", lambda tool: None if tool == missing else f"/usr/bin/{tool}"
     )
     with pytest.raises(DevKafkaError) as info:
-        devkafka.ensure_jars()
+        devkafka_jars.ensure_jars()
     assert message in str(info.value)
     assert "apt-get install" in str(info.value) and "SHADOWTAP_BOOTSTRAP" in str(info.value)
 
 
 def test_cache_dir_follows_environment(empty_cache: Path) -> None:
-    assert devkafka.jars_dir().is_relative_to(empty_cache)
+    assert devkafka_jars.jars_dir().is_relative_to(empty_cache)
 
 
 def test_docker_probe_is_false_without_an_engine(
@@ -71,7 +71,7 @@ def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_secured_listeners_create_each_user_for_both_scram_mechanisms_and_plain() -> None:
-    secure = devkafka.SecureListeners("/b.p12", "store-pw", "/ca.pem", (("app", "s3-cret"),))
+    secure = devkafka_secure.SecureListeners("/b.p12", "store-pw", "/ca.pem", (("app", "s3-cret"),))
     assert secure.format_arguments() == [
         "--add-scram", "SCRAM-SHA-256=[name=app,password=s3-cret]",
         "--add-scram", "SCRAM-SHA-512=[name=app,password=s3-cret]",
@@ -87,4 +87,4 @@ def test_secured_listeners_refuse_users_a_jaas_line_or_the_storage_tool_would_mi
     user: tuple[str, str],
 ) -> None:
     with pytest.raises(DevKafkaError, match="may hold only letters, digits"):
-        devkafka.SecureListeners("/b.p12", "pw", "/ca.pem", (user,))
+        devkafka_secure.SecureListeners("/b.p12", "pw", "/ca.pem", (user,))

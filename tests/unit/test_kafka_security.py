@@ -18,7 +18,9 @@ from confluent_kafka import KafkaError as RdKafkaError
 
 from shadowtap.config import KafkaSettings, Settings, to_env
 from shadowtap.errors import ConfigError
-from shadowtap.kafka import Security, client_config, explain
+from shadowtap.kafka import client_config
+from shadowtap.kafka_check import explain
+from shadowtap.kafka_security import Security
 from tests.tlscerts import Issued, TestCA
 
 SCRAM = {

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from shadowtap import dlq
 from shadowtap.config import Settings
-from shadowtap.deadletters import Letter, describe
+from shadowtap.deadletters import Letter
+from shadowtap.dlqviews import describe
 from shadowtap.envelope import decode, encode
 from shadowtap.errors import EnvelopeError
 from shadowtap.processors.pipeline import Pipeline, dlq_headers

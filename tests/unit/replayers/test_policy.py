@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from shadowtap.config import ReplayerSettings
-from shadowtap.errors import ConfigError
-from shadowtap.replayers.policy import Policy, classify, deliver, make_client
+from shadowtap.errors import ConfigError, RetryableReplayError
+from shadowtap.replayers.policy import HttpxSender, Policy, classify, deliver, make_client
+from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Outgoing
 
 OUT = Outgoing("POST", "http://stg/api", [("Content-Length", "2")], b"{}")
@@ -126,6 +128,40 @@ def test_classify_httpx_errors() -> None:
     assert classify(httpx.ConnectError("x", request=req)) == "connect"
     assert classify(httpx.ReadTimeout("x", request=req)) == "timeout"
     assert classify(httpx.RemoteProtocolError("x", request=req)) == "disconnected"
+    assert classify(httpx.UnsupportedProtocol("x", request=req)) == "protocol"
+
+
+def test_one_table_classifies_aiohttp_errors_alone_and_under_httpx() -> None:
+    import aiohttp
+
+    refused = aiohttp.ClientConnectorError(SimpleNamespace(), OSError(111, "refused"))  # type: ignore[arg-type]
+    cases = [
+        (refused, "connect"),
+        (aiohttp.ServerTimeoutError(), "timeout"),
+        (TimeoutError(), "timeout"),
+        (aiohttp.ServerDisconnectedError(), "disconnected"),
+        (aiohttp.ClientPayloadError(), "disconnected"),
+        (aiohttp.InvalidURL("x"), "protocol"),
+    ]
+    req = httpx.Request("GET", "http://x")
+    for exc, kind in cases:
+        assert classify(exc) == kind
+        # httpx-aiohttp's loose mapping (a disconnect as ConnectTimeout): the cause decides.
+        wrapped = httpx.ConnectTimeout("x", request=req)
+        wrapped.__cause__ = exc
+        from_aiohttp = type(exc).__module__.startswith("aiohttp")
+        assert classify(wrapped) == (kind if from_aiohttp else "connect")
+
+
+async def test_a_transport_failure_is_a_retryable_replay_error_with_its_kind() -> None:
+    def handler(r: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("reset by peer", request=r)
+
+    sender = HttpxSender(_client(handler))
+    with pytest.raises(RetryableReplayError) as info:
+        await sender.attempt(OUT, Policy(), Delivery())
+    assert (info.value.kind, str(info.value)) == ("disconnected", "ReadError: reset by peer")
+    await sender.aclose()
 
 
 def test_policy_from_settings_and_validation() -> None:

@@ -1,0 +1,68 @@
+"""``shadowtap collect``, ``process`` and ``replay``: one stage of the pipeline each.
+
+Each checks that the cluster answers and accepts its credentials before it starts
+(shadowtap.kafka_check.wait_for_broker): a cluster that refuses our password or
+certificates stops the command in seconds, saying which, instead of a client retrying
+forever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from shadowtap.cli.settings import command_settings
+
+
+def collect_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from shadowtap.errors import KafkaError, KafkaSecurityError
+    from shadowtap.kafka_check import wait_for_broker
+    from shadowtap.producers.collector import serve
+
+    _log_at(args.loglevel)
+    settings = command_settings(args, capture={"collector_metrics_port": args.metrics_port or None})
+    try:
+        wait_for_broker(settings.kafka)
+    except KafkaSecurityError:
+        raise
+    except KafkaError as exc:  # capture never waits on Kafka: it drops and counts meanwhile
+        logging.getLogger("shadowtap.collect").warning("%s; collecting anyway", exc)
+    asyncio.run(serve(settings, args.host, args.port))
+    return 0
+
+
+def process_command(args: argparse.Namespace) -> int:
+    from shadowtap.kafka_check import wait_for_broker
+    from shadowtap.processors.app import run_worker
+
+    settings = command_settings(args, processor={"web_port": args.web_port})
+    wait_for_broker(settings.kafka, clients=("librdkafka", "aiokafka"))  # Faust reads via aiokafka
+    return run_worker(settings, loglevel=args.loglevel)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from shadowtap.kafka_check import wait_for_broker
+    from shadowtap.replayers.pacing import parse_rate
+    from shadowtap.replayers.rewrite import parse_target
+    from shadowtap.replayers.worker import run_replayer
+
+    _log_at(args.loglevel)
+    rate = None if args.rate_per_s is None else parse_rate(args.rate_per_s) or 0.0
+    flags = {
+        "target": args.target or None,
+        "group": args.group or None,
+        "speed": args.speed,
+        "rate_per_s": rate,
+        "max_in_flight": args.max_in_flight,
+        "metrics_port": args.metrics_port,
+    }
+    settings = command_settings(args, replayer=flags)
+    parse_target(settings.replayer.target)  # a typo in the target is said before Kafka is asked
+    wait_for_broker(settings.kafka)
+    return run_replayer(settings)
+
+
+def _log_at(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(message)s")

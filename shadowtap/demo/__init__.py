@@ -1,0 +1,130 @@
+"""``shadowtap demo``: the whole pipeline on one machine, end to end, in about a minute.
+
+It starts (or finds) a Kafka broker, creates topics for this run, starts the demo shop as
+production (v1, behind the capture middleware) and as staging (v2), runs ``shadowtap
+process`` and one ``shadowtap replay`` worker, sends realistic traffic with planted PII,
+health checks and retried requests, and watches every topic fill up. It ends with a
+report (JSON and HTML) that checks what shadowtap promises: nothing sensitive reached the
+mirror topic, health checks and duplicates were dropped, every mirrored request was
+replayed, and where staging answered differently from production.
+
+    shadowtap demo [--requests 200] [--report-dir .] [--keep-kafka]
+
+On an existing cluster (``SHADOWTAP_BOOTSTRAP``) every stage uses the ``[kafka]`` settings
+of ``SHADOWTAP_CONFIG`` and ``SHADOWTAP_KAFKA_*``, security included; a local broker is
+plaintext.
+
+The package: ``services`` supervises the child processes, ``traffic`` sends the requests and
+watches the topics, ``report`` checks and writes the verdict.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from shadowtap.config import KafkaSettings, Settings
+from shadowtap.demo.report import build_report, print_summary, write_report
+from shadowtap.demo.services import stage_env, supervised
+from shadowtap.demo.traffic import drive
+from shadowtap.devkafka import free_port, resolve_broker
+from shadowtap.devkafka_jars import cache_dir
+from shadowtap.kafka import create_topics
+
+
+def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool = False) -> int:
+    """Run the demo; return 0 when every check passed."""
+    from rich.console import Console
+
+    out = Console(stderr=True, highlight=False)
+    run_id = uuid.uuid4().hex[:8]
+    run_home = cache_dir() / "run" / f"demo-{run_id}"
+    run_home.mkdir(parents=True, exist_ok=True)
+    out.print(f"[bold]shadowtap demo[/bold] run {run_id} · logs in {run_home}")
+    user_kafka = Settings.load().kafka  # how to reach an existing cluster (security)
+    with resolve_broker(
+        "default",
+        keep_running=keep_kafka,
+        progress=lambda m: out.print(f"[cyan]•[/cyan] {m}"),
+        kafka=user_kafka,
+    ) as broker:
+        out.print(f"[green]✓[/green] Kafka {broker.describe()}")
+        prefix = f"shadowtap.demo-{run_id}"
+        kafka = replace(
+            user_kafka if broker.kind == "external" else KafkaSettings(),
+            bootstrap=broker.bootstrap,
+            client_id="shadowtap-demo",
+        )
+        settings = Settings.load(
+            env={},
+            overrides={
+                "topics": {
+                    "captured": f"{prefix}.captured",
+                    "mirror": f"{prefix}.mirror",
+                    "results": f"{prefix}.results",
+                    "dlq": f"{prefix}.dlq",
+                    "partitions": 3,
+                },
+            },
+        )
+        settings = replace(settings, kafka=kafka)
+        create_topics(settings)
+        out.print(f"[green]✓[/green] topics {prefix}.{{captured,mirror,results,dlq}}")
+        env = stage_env(settings, run_id)
+        with supervised(run_home) as services:
+            prod_port, staging_port = free_port(), free_port()
+            services.start(
+                "staging",
+                [
+                    sys.executable,
+                    "-m",
+                    "shadowtap.demoapps",
+                    "staging",
+                    "--port",
+                    str(staging_port),
+                ],
+                env,
+            )
+            services.start(
+                "production",
+                [
+                    sys.executable,
+                    "-m",
+                    "shadowtap.demoapps",
+                    "production",
+                    "--port",
+                    str(prod_port),
+                ],
+                env,
+            )
+            services.start("processor", [sys.executable, "-m", "shadowtap.cli", "process"], env)
+            services.start(
+                "replayer",
+                [
+                    sys.executable,
+                    "-m",
+                    "shadowtap.cli",
+                    "replay",
+                    "--target",
+                    f"http://127.0.0.1:{staging_port}",
+                    "--group",
+                    f"demo-{run_id}-staging",
+                ],
+                env,
+            )
+            services.wait_http("staging", staging_port)
+            services.wait_http("production", prod_port)
+            out.print(
+                "[green]✓[/green] production (v1 + capture), staging (v2), processor, replayer"
+            )
+            traffic, tally = drive(settings, prod_port, requests, services, out)
+        report = build_report(traffic, tally)
+        paths = write_report(report, report_dir)
+        print_summary(out, report, paths)
+        if keep_kafka and broker.kind == "local":
+            out.print(
+                f"[dim]Kafka keeps running at {broker.bootstrap}: `shadowtap kafka stop`[/dim]"
+            )
+    return 0 if report["passed"] else 1

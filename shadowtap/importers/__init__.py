@@ -1,1 +1,0 @@
-"""Import: turn traffic captured elsewhere (GoReplay files, pcap) into envelopes."""
