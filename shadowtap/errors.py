@@ -8,6 +8,7 @@ Library errors (confluent-kafka, httpx, Presidio, TOML) are converted at the bou
     ├── EnvelopeError          a record that is not a valid envelope (goes to the DLQ)
     ├── KafkaError             the broker could not be reached or refused an operation
     │   └── DevKafkaError      the local development broker could not be set up or started
+    ├── DependencyError        an installed library is a version shadowtap was not tested with
     ├── ScrubError             a record could not be scrubbed (fail closed: DLQ)
     └── ReplayError            a delivery to a target failed
         ├── RetryableReplayError   may succeed later (connection refused, 503, timeout)
@@ -43,6 +44,10 @@ class KafkaError(ShadowtapError):
 
 class DevKafkaError(KafkaError):
     """The local development broker could not be fetched, started or stopped."""
+
+
+class DependencyError(ShadowtapError):
+    """An installed library is a version shadowtap was not tested with (names the fix)."""
 
 
 class ScrubError(ShadowtapError):

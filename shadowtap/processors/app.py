@@ -20,6 +20,8 @@ committed offsets come from shadowtap.processors.offsets, not from Faust's own r
 which can step over a record its fetcher skipped during a rebalance; such records are read
 back and processed. A batch the broker refuses is logged, counted
 (``shadowtap_processor_send_failures_total``) and read again from the committed offset.
+Every use of Faust's internals is in shadowtap.processors.faust_internals,
+which refuses untested versions of faust-streaming, aiokafka and mode at import.
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
 rebalanced worker recovers it from the changelog, and windows expire after
 ``2 × dedup_window_s``. Start more workers with the same ``group`` to scale out (each keeps the
@@ -64,7 +66,7 @@ from datetime import timedelta
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.processors import offsets
+from shadowtap.processors import faust_internals
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import HoleReader, Record, Watermarks
 from shadowtap.processors.output import Batch, Output
@@ -217,7 +219,9 @@ class Agent:
         self._closing: asyncio.Future[None] | None = None  # the batch waiting for its acks
 
     async def run(self, stream: Any) -> None:
-        offsets.install(self.app.consumer, self.watermarks)
+        faust_internals.commit_watermarks(
+            self.app.consumer, lambda topic, partition: self.watermarks.position((topic, partition))
+        )
         if self.output is None:
             self.output = Output(self.settings.kafka, asyncio.get_running_loop())
         self._divert_table_writes()
@@ -243,26 +247,17 @@ class Agent:
     def _divert_table_writes(self) -> None:
         """Send the dedup table's changelog writes through ``output``, in the current batch.
 
-        Faust queues them in its producer buffer, serialized and partitioned, for aiokafka to
-        send one per event-loop turn; taken from there, a batch's writes are acknowledged
-        with its output. Faust's futures for them are never resolved: nothing waits on them
-        (the memory store keeps no persisted offsets).
+        Faust would send them through aiokafka, acknowledged by nothing a batch could wait
+        for; taken from its producer buffer, a batch's writes are acknowledged with its output.
         """
         if self.pipeline.seen is None or self._diverted or self._changelog is None:
             return
-        buffer = self.app.producer.buffer
-        put = buffer.put
-        changelog = self._changelog
 
-        def put_diverted(fut: Any) -> None:
-            m = fut.message
-            if m.channel.get_topic_name() != changelog:
-                put(fut)
-                return
+        def send(topic: str, *message: Any, partition: int | None) -> None:
             assert self.output is not None
-            self.output.send(changelog, m.key, m.value, m.headers or None, partition=m.partition)
+            self.output.send(topic, *message, partition=partition)
 
-        buffer.put = put_diverted
+        faust_internals.divert_table_writes(self.app.producer, self._changelog, send)
         self._diverted = True
 
     def _add(self, record: Record, event: Any) -> None:
@@ -523,10 +518,7 @@ def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str
         with tempfile.TemporaryDirectory(prefix="shadowtap-processor-") as datadir:
             app = build_app(settings, datadir, metrics, scrubbers)
             worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-            # Faust's start-up spinner turns the root logger to DEBUG for good when the level
-            # is WARNING or above, so every debug line of aiokafka builds a record: ~10 % of
-            # the worker.
-            worker.spinner = None
+            faust_internals.quiet_worker(worker)
             try:
                 worker.execute_from_commandline()
             except SystemExit as exc:

@@ -12,7 +12,8 @@ record is gone for good. So the processor keeps its own books:
   commit position moves only over finished records, never over a hole.
 - ``HoleReader`` reads the skipped records back with a plain consumer outside the group, so
   the agent processes them like any other and the position moves on.
-- ``install`` makes Faust's consumer commit ``Watermarks``' position instead of its own.
+- Faust's consumer commits ``Watermarks``' position instead of its own
+  (shadowtap.processors.faust_internals.commit_watermarks).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
@@ -170,18 +171,3 @@ class HoleReader:
     def close(self) -> None:
         with self._lock:
             self._consumer.close()
-
-
-def install(consumer: Any, watermarks: Watermarks) -> None:
-    """Make Faust's consumer commit the watermarks' positions instead of its own reckoning.
-
-    Faust calls ``_new_offset(tp)`` for every partition with acks on each commit; its own
-    list of acked offsets is emptied here so it does not grow.
-    """
-
-    def new_offset(tp: Any) -> int | None:
-        consumer._acked[tp].clear()
-        consumer._acked_index[tp].clear()
-        return watermarks.position((tp.topic, tp.partition))
-
-    consumer._new_offset = new_offset

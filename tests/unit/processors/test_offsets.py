@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
-from faust.types import TP as FaustTP
-
-from shadowtap.processors.offsets import Watermarks, install
+from shadowtap.processors.offsets import Watermarks
 
 TP = ("captured", 0)
 
@@ -66,14 +61,3 @@ def test_reset_forgets_every_partition() -> None:
     assert marks.position(TP) is None
     marks.finish(TP, 8)  # a record of a partition no longer followed: ignored
     assert marks.position(TP) is None
-
-
-def test_install_commits_the_watermark_and_empties_fausts_books() -> None:
-    marks = Watermarks()
-    marks.start(TP, 3)
-    marks.finish(TP, 3)
-    tp = FaustTP(*TP)
-    consumer: Any = SimpleNamespace(_acked={tp: [4, 5]}, _acked_index={tp: {4, 5}})
-    install(consumer, marks)
-    assert consumer._new_offset(tp) == 4
-    assert consumer._acked[tp] == [] and consumer._acked_index[tp] == set()
