@@ -1,0 +1,188 @@
+"""What a rebalance sends twice, without a broker: the worker's librdkafka callbacks driven by
+hand against a recording consumer and producer, deliveries through httpx.MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+
+from shadowtap.config import Settings
+from shadowtap.envelope import Envelope, encode
+from shadowtap.replayers.worker import Replayer
+
+MIRROR = "mirror"
+PARTITION = [TopicPartition(MIRROR, 0)]
+
+
+class Message:
+    """What ``Consumer.consume`` returns: one record of partition 0, with a key of its own."""
+
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+        self._value = encode(Envelope(method="POST", path=f"/items/{offset}"))
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return MIRROR
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return b"k%d" % self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+
+class Consumer:
+    """Records commits; asynchronous ones stay unanswered until the test answers them."""
+
+    def __init__(self) -> None:
+        self.sync: list[list[tuple[int, int]]] = []
+        self.pending: list[list[TopicPartition]] = []
+        self.group: dict[int, int] = {}  # the group's committed offset per partition
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> Any:
+        if asynchronous:
+            self.pending.append(offsets)
+            return None
+        self.sync.append([(p.partition, p.offset) for p in offsets])
+        self.group.update((p.partition, p.offset) for p in offsets)
+        return offsets
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> Any:
+        return [
+            TopicPartition(p.topic, p.partition, self.group.get(p.partition, -1001))
+            for p in partitions
+        ]
+
+
+class Producer:
+    """Acknowledges every result at once."""
+
+    def produce(self, topic: str, value: bytes, **kw: Any) -> None:
+        kw["on_delivery"](None, None)
+
+
+class Target:
+    """Paths it was sent; it answers once ``answer`` is set."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.answer = asyncio.Event()
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request.url.path)
+        await self.answer.wait()
+        return httpx.Response(200)
+
+
+@pytest.fixture
+async def make_worker() -> AsyncIterator[Callable[[Target, int], Replayer]]:
+    clients: list[httpx.AsyncClient] = []
+
+    def make(target: Target, max_in_flight: int) -> Replayer:
+        settings = Settings.load(
+            env={},
+            overrides={
+                "replayer": {"target": "http://staging.test", "max_in_flight": max_in_flight}
+            },
+        )
+        clients.append(httpx.AsyncClient(transport=httpx.MockTransport(target.handle)))
+        worker = Replayer(settings, clients[-1])
+        worker._consumer = Consumer()
+        worker._producer = Producer()
+        worker._on_assign(worker._consumer, PARTITION)
+        return worker
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def _settle(worker: Replayer) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+    if worker._tasks:
+        await asyncio.wait(worker._tasks, timeout=5)
+
+
+async def test_records_waiting_for_a_slot_are_left_to_the_new_owner(
+    make_worker: Callable[[Target, int], Replayer],
+) -> None:
+    # The window holds 8 × max_in_flight records; only max_in_flight are with the target.
+    target = Target()
+    worker = make_worker(target, 2)
+    for offset in range(10):
+        worker._accept(Message(offset))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert target.seen == ["/items/0", "/items/1"]  # two in flight, eight waiting
+
+    worker._on_revoke(worker._consumer, PARTITION)
+    target.answer.set()
+    await _settle(worker)
+    # Only what was in flight went out after the revoke (it was sent before it).
+    assert target.seen == ["/items/0", "/items/1"]
+
+
+async def test_a_commit_still_unanswered_when_revoked_is_made_at_the_revoke(
+    make_worker: Callable[[Target, int], Replayer],
+) -> None:
+    target = Target()
+    target.answer.set()
+    worker = make_worker(target, 4)
+    consumer = worker._consumer
+    for offset in range(3):
+        worker._accept(Message(offset))
+    await _settle(worker)
+    worker._commit()  # the timer: asynchronous, its answer still to come
+    assert [[(p.partition, p.offset) for p in c] for c in consumer.pending] == [[(0, 3)]]
+
+    worker._on_revoke(consumer, PARTITION)
+    # Nothing finished since the timer's commit, yet it is made again, and synchronously:
+    # the timer's may come back ILLEGAL_GENERATION, and then nobody would make it.
+    assert consumer.sync == [[(0, 3)]]
+    worker._on_commit(KafkaError(KafkaError.ILLEGAL_GENERATION), consumer.pending[0])
+    worker._on_assign(consumer, PARTITION)  # assigned back: the group has 3 already
+    assert consumer.sync == [[(0, 3)]]
+
+
+async def test_positions_of_lost_partitions_are_committed_when_they_come_back(
+    make_worker: Callable[[Target, int], Replayer],
+) -> None:
+    # The broker was away longer than the session: librdkafka drops the assignment ("lost")
+    # and the timer's last commit is refused with UNKNOWN_MEMBER_ID once the broker is back.
+    target = Target()
+    target.answer.set()
+    worker = make_worker(target, 4)
+    consumer = worker._consumer
+    consumer.group[0] = 2
+    for offset in range(2, 7):
+        worker._accept(Message(offset))
+    await _settle(worker)
+    worker._commit()
+    worker._on_lost(consumer, PARTITION)
+    worker._on_commit(KafkaError(KafkaError.UNKNOWN_MEMBER_ID), consumer.pending[0])
+
+    worker._on_assign(consumer, PARTITION)  # the same worker gets it back
+    assert consumer.sync == [[(0, 7)]]  # offsets 2..6 are not sent again
+
+    # Had the group moved past it (another worker committed 9 meanwhile), nothing is done.
+    worker._accept(Message(7))
+    await _settle(worker)
+    worker._on_lost(consumer, PARTITION)
+    consumer.group[0] = 9
+    worker._on_assign(consumer, PARTITION)
+    assert consumer.sync == [[(0, 7)]]
