@@ -20,7 +20,9 @@ committed offsets come from shadowtap.processors.offsets, not from Faust's own r
 which can step over a record its fetcher skipped during a rebalance; such records are read
 back and processed. A batch the broker refuses is logged, counted
 (``shadowtap_processor_send_failures_total``) and read again from the committed offset.
-Every use of Faust's internals is in shadowtap.processors.faust_internals,
+Before a rebalance (every one revokes every partition: aiokafka has no cooperative protocol)
+the batches in flight are finished and committed, so only what was unfinished at that moment
+is processed twice. Every use of Faust's internals is in shadowtap.processors.faust_internals,
 which refuses untested versions of faust-streaming, aiokafka and mode at import.
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
 rebalanced worker recovers it from the changelog, and windows expire after
@@ -160,10 +162,8 @@ def build_app(
     )
 
     @app.on_partitions_revoked.connect
-    async def _revoked(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        # Faust seeks every partition it assigns back to the group's committed offset:
-        # the books start again from there (at worst, finished records come back twice).
-        agent.watermarks.reset()
+    async def _revoked(sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
+        await agent.on_partitions_revoked(args[0])  # Faust sends the set of revoked TPs
 
     @app.agent(source)
     async def process(stream: Any) -> None:
@@ -201,6 +201,7 @@ class Agent:
         self.pipeline = pipeline
         self.metrics = metrics
         self.watermarks = Watermarks()
+        self._manual: Any = None  # the stream the agent reads (acks go to it)
         # Made on first use and kept for the process: Faust restarts a crashed agent, and a
         # read cancelled with it may still be running in its thread.
         self._holes: HoleReader | None = None
@@ -229,7 +230,7 @@ class Agent:
             await self.scrubbers.ready()
             self._scrubbers_ready = True
         p = self.settings.processor
-        manual = stream.noack()
+        manual = self._manual = stream.noack()
         ticker = asyncio.ensure_future(self._tick(manual))
         try:
             async for event in manual.events():
@@ -431,6 +432,34 @@ class Agent:
         headers = dlq_headers(outcome, record.topic, record.partition, record.offset)
         value = record.value if record.value is not None else b""
         self.output.send(self.settings.topics.dlq, record.key, value, headers, batch=batch)
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """Before a rebalance moves partitions: finish the batches in flight, commit them.
+
+        aiokafka rebalances eagerly: every partition is revoked, and each starts again at the
+        group's committed offset, here or on another worker. Without this, the batches in
+        flight and every record finished since the last timer commit would be processed
+        twice. Each wait is bounded (a broker that is gone acknowledges nothing); what is not
+        finished or committed in time is processed again. The books then start over.
+        """
+        wait = max(1.0, self.settings.processor.session_timeout_s / 3)
+        try:
+            if self._manual is not None:
+                await asyncio.wait_for(self._flush(self._manual), wait)
+            offsets = {}
+            for tp in revoked:
+                position = self.watermarks.position((tp.topic, tp.partition))
+                if position is not None:
+                    offsets[tp] = position
+            await asyncio.wait_for(faust_internals.commit_now(self.app.consumer, offsets), wait)
+        except TimeoutError:
+            log.warning(
+                "a rebalance did not wait more than %.0fs for records in flight: the "
+                "unfinished will be processed again",
+                wait,
+            )
+        finally:
+            self.watermarks.reset()
 
     async def _tick(self, manual: Any) -> None:
         # A quiet stream still gets its last records acked (and their offsets committed).
