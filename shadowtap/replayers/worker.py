@@ -91,6 +91,8 @@ _PAUSE_AFTER_S = 1.0
 _LOOKAHEAD_S = 1.0
 # Records parked per partition before it is paused (paced replay; memory bound).
 _PARK_MAX = 2000
+# How long a revoke waits for results on their way to Kafka (the loop waits meanwhile).
+_REVOKE_FLUSH_S = 2.0
 
 
 class _Item:
@@ -543,6 +545,9 @@ class Replayer:
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
+        # Records whose results are on their way to Kafka are finished by their delivery
+        # reports: committed with the rest rather than sent again by the new owner.
+        self._producer.flush(_REVOKE_FLUSH_S)
         if not self._commit(sync=True, only=tps):
             self._keep_for_recommit(tps)
         self._forget(tps)

@@ -69,10 +69,23 @@ class Consumer:
 
 
 class Producer:
-    """Acknowledges every result at once."""
+    """Acknowledges each result when flushed (or polled), as librdkafka reports them."""
+
+    def __init__(self) -> None:
+        self.reports: list[Any] = []
 
     def produce(self, topic: str, value: bytes, **kw: Any) -> None:
-        kw["on_delivery"](None, None)
+        self.reports.append(kw["on_delivery"])
+
+    def poll(self, timeout: float = 0) -> int:
+        reports, self.reports = self.reports, []
+        for report in reports:
+            report(None, None)
+        return len(reports)
+
+    def flush(self, timeout: float = 0) -> int:
+        self.poll()
+        return 0
 
 
 class Target:
@@ -111,11 +124,14 @@ async def make_worker() -> AsyncIterator[Callable[[Target, int], Replayer]]:
         await client.aclose()
 
 
-async def _settle(worker: Replayer) -> None:
+async def _settle(worker: Replayer, *, acked: bool = True) -> None:
+    """Let the lanes run dry; then (``acked``) deliver the results' reports."""
     for _ in range(20):
         await asyncio.sleep(0)
     if worker._tasks:
         await asyncio.wait(worker._tasks, timeout=5)
+    if acked:
+        worker._producer.poll(0)
 
 
 async def test_records_waiting_for_a_slot_are_left_to_the_new_owner(
@@ -186,3 +202,18 @@ async def test_positions_of_lost_partitions_are_committed_when_they_come_back(
     consumer.group[0] = 9
     worker._on_assign(consumer, PARTITION)
     assert consumer.sync == [[(0, 7)]]
+
+
+async def test_records_whose_results_are_on_their_way_are_committed_at_the_revoke(
+    make_worker: Callable[[Target, int], Replayer],
+) -> None:
+    target = Target()
+    target.answer.set()
+    worker = make_worker(target, 4)
+    for offset in range(4):
+        worker._accept(Message(offset))
+    await _settle(worker, acked=False)  # answered; the results not acknowledged yet
+    assert len(target.seen) == 4 and worker._consumer.sync == []
+
+    worker._on_revoke(worker._consumer, PARTITION)
+    assert worker._consumer.sync == [[(0, 4)]]  # not sent again by the new owner
