@@ -202,6 +202,9 @@ class Agent:
         self.metrics = metrics
         self.watermarks = Watermarks()
         self._manual: Any = None  # the stream the agent reads (acks go to it)
+        # Positions finished here whose commit the group refused at a rebalance (the session
+        # was lost): a partition assigned back starts from there, not from the group's offset.
+        self._refused: dict[tuple[str, int], int] = {}
         # Made on first use and kept for the process: Faust restarts a crashed agent, and a
         # read cancelled with it may still be running in its thread.
         self._holes: HoleReader | None = None
@@ -237,6 +240,9 @@ class Agent:
                 m = event.message
                 record = Record(m.topic, m.partition, m.offset, m.key, event.value)
                 await self._read_holes(record, manual)
+                if self.watermarks.finished((m.topic, m.partition), m.offset):
+                    await manual.ack(event)  # finished before a rebalance: not again
+                    continue
                 self._add(record, event)
                 if len(self._batch) >= p.batch_size:
                     await self._close(manual)
@@ -305,7 +311,8 @@ class Agent:
         if self._holes is None:
             self._holes = await asyncio.to_thread(HoleReader, self.settings, self.app.conf.id)
         if not self.watermarks.knows(tp):
-            self.watermarks.start(tp, await asyncio.to_thread(self._holes.committed, tp))
+            committed = await asyncio.to_thread(self._holes.committed, tp)
+            self.watermarks.start(tp, max(committed, self._refused.pop(tp, committed)))
         hole = self.watermarks.see(tp, record.offset)
         if hole is None:
             return
@@ -439,27 +446,32 @@ class Agent:
         aiokafka rebalances eagerly: every partition is revoked, and each starts again at the
         group's committed offset, here or on another worker. Without this, the batches in
         flight and every record finished since the last timer commit would be processed
-        twice. Each wait is bounded (a broker that is gone acknowledges nothing); what is not
-        finished or committed in time is processed again. The books then start over.
+        twice. Each wait is bounded (a broker that is gone acknowledges nothing): what is not
+        finished in time is processed again. A commit the group refuses (this worker's
+        session was lost: the broker was away) is kept, and a partition assigned back starts
+        from it. The books then start over.
         """
         wait = max(1.0, self.settings.processor.session_timeout_s / 3)
         try:
             if self._manual is not None:
                 await asyncio.wait_for(self._flush(self._manual), wait)
-            offsets = {}
-            for tp in revoked:
-                position = self.watermarks.position((tp.topic, tp.partition))
-                if position is not None:
-                    offsets[tp] = position
-            await asyncio.wait_for(faust_internals.commit_now(self.app.consumer, offsets), wait)
         except TimeoutError:
-            log.warning(
-                "a rebalance did not wait more than %.0fs for records in flight: the "
-                "unfinished will be processed again",
-                wait,
+            log.warning("a rebalance gave up waiting for records in flight after %.0fs", wait)
+        offsets = {}
+        for tp in revoked:
+            position = self.watermarks.position((tp.topic, tp.partition))
+            if position is not None:
+                offsets[tp] = position
+        self.watermarks.reset()
+        try:
+            committed = await asyncio.wait_for(
+                faust_internals.commit_now(self.app.consumer, offsets), wait
             )
-        finally:
-            self.watermarks.reset()
+        except TimeoutError:
+            committed = False
+        if offsets and not committed:
+            log.warning("the group refused the commit before a rebalance: kept for later")
+            self._refused.update(((tp.topic, tp.partition), o) for tp, o in offsets.items())
 
     async def _tick(self, manual: Any) -> None:
         # A quiet stream still gets its last records acked (and their offsets committed).

@@ -78,7 +78,8 @@ class Watermarks:
         return tp in self._books
 
     def start(self, tp: Partition, committed: int) -> None:
-        """Begin following ``tp`` at the group's committed offset (or the log start)."""
+        """Begin following ``tp`` where every record before is finished: the group's
+        committed offset (or the log start), or a position of this worker's it refused."""
         self._books[tp] = _Books(committed)
 
     def see(self, tp: Partition, offset: int) -> tuple[int, int] | None:
@@ -97,6 +98,11 @@ class Watermarks:
         while books.position in books.done:
             books.done.discard(books.position)
             books.position += 1
+
+    def finished(self, tp: Partition, offset: int) -> bool:
+        """``offset`` was finished already: a record Faust delivers again after a seek."""
+        books = self._books.get(tp)
+        return books is not None and (offset < books.position or offset in books.done)
 
     def position(self, tp: Partition) -> int | None:
         books = self._books.get(tp)

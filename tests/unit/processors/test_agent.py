@@ -269,3 +269,29 @@ async def test_a_rebalance_finishes_and_commits_the_batches_in_flight_first() ->
     assert [len(b) for b in output.sealed] == [2, 1] and stream.acked == [0, 1, 2]
     assert committed == [{FaustTP(TOPIC, 0): 3}]  # partition 1 had nothing here
     assert not agent.watermarks.knows(TP)  # Faust seeks back to the committed offsets
+
+
+async def test_a_partition_back_after_a_refused_commit_resumes_where_this_worker_was() -> None:
+    # The broker was away longer than the session: the commit at the rebalance is refused
+    # (the member was replaced), and Faust seeks back to the group's old offset, 0.
+    settings = Settings.load(env={})
+    agent, output = _agent(settings)
+
+    async def refuse(offsets: dict[Any, int]) -> bool:
+        return False  # what Faust's commit returns for CommitFailedError
+
+    agent.app.consumer = SimpleNamespace(_commit=refuse)
+    stream = FakeStream()
+    agent._manual = stream
+    await _deliver(agent, stream, 0, 1, 2)
+    await agent.on_partitions_revoked({FaustTP(TOPIC, 0)})
+    assert not agent.watermarks.knows(TP)
+
+    for offset in range(5):  # Faust delivers from the group's offset again
+        record = _record(offset)
+        await agent._read_holes(record, stream)
+        if not agent.watermarks.finished(TP, offset):
+            agent._add(record, _event(offset))
+    await agent._flush(stream)
+    assert _paths(output, settings) == [f"/items/{o}" for o in (0, 1, 2, 3, 4)]  # none twice
+    assert agent.watermarks.position(TP) == 5

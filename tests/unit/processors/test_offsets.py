@@ -61,3 +61,14 @@ def test_reset_forgets_every_partition() -> None:
     assert marks.position(TP) is None
     marks.finish(TP, 8)  # a record of a partition no longer followed: ignored
     assert marks.position(TP) is None
+
+
+def test_finished_records_are_known_as_such() -> None:
+    marks = Watermarks()
+    assert not marks.finished(TP, 0)  # a partition not followed
+    marks.start(TP, 10)  # everything before 10 is finished
+    assert marks.finished(TP, 9) and not marks.finished(TP, 10)
+    for offset in (10, 11):
+        marks.see(TP, offset)
+    marks.finish(TP, 11)
+    assert marks.finished(TP, 11) and not marks.finished(TP, 10)
