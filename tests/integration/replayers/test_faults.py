@@ -19,7 +19,9 @@ from shadowtap.config import Settings
 from shadowtap.devkafka import Broker, LocalKafka
 from shadowtap.envelope import Envelope, encode, kafka_headers
 from shadowtap.kafka import create_topics, make_producer
+from tests.conftest import settings_for
 from tests.integration.processors.conftest import Worker as ProcessorWorker
+from tests.integration.processors.conftest import worker_env
 from tests.integration.replayers.conftest import (
     ProcessWorker,
     Reader,
@@ -178,19 +180,7 @@ def test_broker_kill_9_and_restart_sends_about_one_commit_interval_twice(
     rate, total = 300, 2400
     status = own_broker.status()
     assert status is not None
-    settings = Settings.load(
-        env={},
-        overrides={
-            "kafka": {"bootstrap": status.bootstrap, "client_id": "shadowtap-tests"},
-            "topics": {
-                "captured": unique_name("captured"),
-                "mirror": unique_name("mirror"),
-                "results": unique_name("results"),
-                "dlq": unique_name("dlq"),
-                "partitions": 3,
-            },
-        },
-    )
+    settings = settings_for(status.bootstrap, unique_name)
     create_topics(settings)
     s = with_replayer(
         settings,
@@ -200,21 +190,8 @@ def test_broker_kill_9_and_restart_sends_about_one_commit_interval_twice(
         session_timeout_s=6.0,
         drain_timeout_s=5.0,
     )
-    t = s.topics
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
-    env.update(
-        {
-            "SHADOWTAP_TOPICS_CAPTURED": t.captured,
-            "SHADOWTAP_TOPICS_MIRROR": t.mirror,
-            "SHADOWTAP_TOPICS_RESULTS": t.results,
-            "SHADOWTAP_TOPICS_DLQ": t.dlq,
-            "SHADOWTAP_TOPICS_PARTITIONS": str(t.partitions),
-            "SHADOWTAP_PROCESSOR_GROUP": unique_name("processor"),
-            "SHADOWTAP_PROCESSOR_SCRUB_KEY": "integration-test-key",
-            "SHADOWTAP_PROCESSOR_SESSION_TIMEOUT_S": "6",
-            "SHADOWTAP_PROCESSOR_DEDUP_ENABLED": "false",
-        }
-    )
+    env = worker_env(s, unique_name("processor"))
+    env["SHADOWTAP_PROCESSOR_DEDUP_ENABLED"] = "false"
     processor = ProcessorWorker(s, env, tmp_path / "processor.log")
     replayer = ProcessWorker(s, tmp_path / "replayer.log")
     traffic = Traffic(s, rate, total)
@@ -234,7 +211,7 @@ def test_broker_kill_9_and_restart_sends_about_one_commit_interval_twice(
         want = traffic.acknowledged | {e.id for e in warm_up}
         _wait_for(lambda: want <= set(target.ids()), 120, "every record delivered")
         time.sleep(2)  # anything sent twice late arrives now
-        mirror = _read_ids(s, t.mirror)
+        mirror = _read_ids(s, s.topics.mirror)
     finally:
         traffic.join(10)
         processor.stop()

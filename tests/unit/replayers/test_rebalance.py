@@ -101,31 +101,41 @@ class Target:
         return httpx.Response(200)
 
 
+Make = Callable[..., tuple[Replayer, Target]]
+
+
 @pytest.fixture
-async def make_worker() -> AsyncIterator[Callable[[Target, int], Replayer]]:
+async def make_worker() -> AsyncIterator[Make]:
+    """A worker assigned partition 0, and its target (answering unless told otherwise)."""
     clients: list[httpx.AsyncClient] = []
 
-    def make(target: Target, max_in_flight: int) -> Replayer:
+    def make(max_in_flight: int = 4, answering: bool = True) -> tuple[Replayer, Target]:
         settings = Settings.load(
             env={},
             overrides={
                 "replayer": {"target": "http://staging.test", "max_in_flight": max_in_flight}
             },
         )
+        target = Target()
+        if answering:
+            target.answer.set()
         clients.append(httpx.AsyncClient(transport=httpx.MockTransport(target.handle)))
         worker = Replayer(settings, clients[-1])
         worker._consumer = Consumer()
         worker._producer = Producer()
         worker._on_assign(worker._consumer, PARTITION)
-        return worker
+        return worker, target
 
     yield make
     for client in clients:
         await client.aclose()
 
 
-async def _settle(worker: Replayer, *, acked: bool = True) -> None:
-    """Let the lanes run dry; then (``acked``) deliver the results' reports."""
+async def _read(worker: Replayer, offsets: range, *, acked: bool = True) -> None:
+    """Hand the worker these records and let its lanes run dry; then (``acked``) deliver
+    the results' reports."""
+    for offset in offsets:
+        worker._accept(Message(offset))
     for _ in range(20):
         await asyncio.sleep(0)
     if worker._tasks:
@@ -134,12 +144,9 @@ async def _settle(worker: Replayer, *, acked: bool = True) -> None:
         worker._producer.poll(0)
 
 
-async def test_records_waiting_for_a_slot_are_left_to_the_new_owner(
-    make_worker: Callable[[Target, int], Replayer],
-) -> None:
+async def test_records_waiting_for_a_slot_are_left_to_the_new_owner(make_worker: Make) -> None:
     # The window holds 8 × max_in_flight records; only max_in_flight are with the target.
-    target = Target()
-    worker = make_worker(target, 2)
+    worker, target = make_worker(max_in_flight=2, answering=False)
     for offset in range(10):
         worker._accept(Message(offset))
     for _ in range(20):
@@ -148,21 +155,17 @@ async def test_records_waiting_for_a_slot_are_left_to_the_new_owner(
 
     worker._on_revoke(worker._consumer, PARTITION)
     target.answer.set()
-    await _settle(worker)
+    await _read(worker, range(0))
     # Only what was in flight went out after the revoke (it was sent before it).
     assert target.seen == ["/items/0", "/items/1"]
 
 
 async def test_a_commit_still_unanswered_when_revoked_is_made_at_the_revoke(
-    make_worker: Callable[[Target, int], Replayer],
+    make_worker: Make,
 ) -> None:
-    target = Target()
-    target.answer.set()
-    worker = make_worker(target, 4)
+    worker, _ = make_worker()
     consumer = worker._consumer
-    for offset in range(3):
-        worker._accept(Message(offset))
-    await _settle(worker)
+    await _read(worker, range(3))
     worker._commit()  # the timer: asynchronous, its answer still to come
     assert [[(p.partition, p.offset) for p in c] for c in consumer.pending] == [[(0, 3)]]
 
@@ -176,18 +179,14 @@ async def test_a_commit_still_unanswered_when_revoked_is_made_at_the_revoke(
 
 
 async def test_positions_of_lost_partitions_are_committed_when_they_come_back(
-    make_worker: Callable[[Target, int], Replayer],
+    make_worker: Make,
 ) -> None:
     # The broker was away longer than the session: librdkafka drops the assignment ("lost")
     # and the timer's last commit is refused with UNKNOWN_MEMBER_ID once the broker is back.
-    target = Target()
-    target.answer.set()
-    worker = make_worker(target, 4)
+    worker, _ = make_worker()
     consumer = worker._consumer
     consumer.group[0] = 2
-    for offset in range(2, 7):
-        worker._accept(Message(offset))
-    await _settle(worker)
+    await _read(worker, range(2, 7))
     worker._commit()
     worker._on_lost(consumer, PARTITION)
     worker._on_commit(KafkaError(KafkaError.UNKNOWN_MEMBER_ID), consumer.pending[0])
@@ -196,8 +195,7 @@ async def test_positions_of_lost_partitions_are_committed_when_they_come_back(
     assert consumer.sync == [[(0, 7)]]  # offsets 2..6 are not sent again
 
     # Had the group moved past it (another worker committed 9 meanwhile), nothing is done.
-    worker._accept(Message(7))
-    await _settle(worker)
+    await _read(worker, range(7, 8))
     worker._on_lost(consumer, PARTITION)
     consumer.group[0] = 9
     worker._on_assign(consumer, PARTITION)
@@ -205,14 +203,10 @@ async def test_positions_of_lost_partitions_are_committed_when_they_come_back(
 
 
 async def test_records_whose_results_are_on_their_way_are_committed_at_the_revoke(
-    make_worker: Callable[[Target, int], Replayer],
+    make_worker: Make,
 ) -> None:
-    target = Target()
-    target.answer.set()
-    worker = make_worker(target, 4)
-    for offset in range(4):
-        worker._accept(Message(offset))
-    await _settle(worker, acked=False)  # answered; the results not acknowledged yet
+    worker, target = make_worker()
+    await _read(worker, range(4), acked=False)  # answered; the results not acknowledged yet
     assert len(target.seen) == 4 and worker._consumer.sync == []
 
     worker._on_revoke(worker._consumer, PARTITION)
