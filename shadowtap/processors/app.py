@@ -22,8 +22,10 @@ back and processed. A batch the broker refuses is logged, counted
 (``shadowtap_processor_send_failures_total``) and read again from the committed offset.
 Before a rebalance (every one revokes every partition: aiokafka has no cooperative protocol)
 the batches in flight are finished and committed, so only what was unfinished at that moment
-is processed twice. Every use of Faust's internals is in shadowtap.processors.faust_internals,
-which refuses untested versions of faust-streaming, aiokafka and mode at import.
+is processed twice; if the group refuses that commit (the worker's session was lost while the
+broker was away), a partition assigned back resumes from it all the same. Every use of
+Faust's internals is in shadowtap.processors.faust_internals, which refuses untested versions
+of faust-streaming, aiokafka and mode at import.
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
 rebalanced worker recovers it from the changelog, and windows expire after
 ``2 × dedup_window_s``. Start more workers with the same ``group`` to scale out (each keeps the
@@ -470,7 +472,10 @@ class Agent:
         except TimeoutError:
             committed = False
         if offsets and not committed:
-            log.warning("the group refused the commit before a rebalance: kept for later")
+            log.warning(
+                "the group did not take the commit before a rebalance: a partition assigned "
+                "back resumes from it"
+            )
             self._refused.update(((tp.topic, tp.partition), o) for tp, o in offsets.items())
 
     async def _tick(self, manual: Any) -> None:
