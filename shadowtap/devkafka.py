@@ -266,6 +266,22 @@ class LocalKafka:
             child.wait(timeout)
         return True
 
+    def kill(self) -> bool:
+        """SIGKILL the broker, as a crash would (fault tests); ``start()`` brings it back on
+        the same data. Return whether one was running."""
+        try:
+            pid = json.loads(self.state_file.read_text()).get("pid")
+        except (FileNotFoundError, ValueError):
+            return False
+        self.state_file.unlink(missing_ok=True)
+        if not pid or not _alive(pid):
+            return False
+        os.kill(pid, signal.SIGKILL)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            child.wait(30)
+        return True
+
 
 @contextlib.contextmanager
 def resolve_broker(

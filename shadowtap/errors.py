@@ -9,6 +9,7 @@ Library errors (confluent-kafka, httpx, Presidio, TOML) are converted at the bou
     ├── KafkaError             the broker could not be reached or refused an operation
     │   ├── KafkaSecurityError the cluster refused our credentials or TLS (the message says which)
     │   └── DevKafkaError      the local development broker could not be set up or started
+    ├── DependencyError        an installed library is a version shadowtap was not tested with
     ├── ScrubError             a record could not be scrubbed (fail closed: DLQ)
     └── ReplayError            a delivery to a target failed
         ├── RetryableReplayError   may succeed later (connection refused, 503, timeout)
@@ -48,6 +49,10 @@ class KafkaSecurityError(KafkaError):
 
 class DevKafkaError(KafkaError):
     """The local development broker could not be fetched, started or stopped."""
+
+
+class DependencyError(ShadowtapError):
+    """An installed library is a version shadowtap was not tested with (names the fix)."""
 
 
 class ScrubError(ShadowtapError):

@@ -112,10 +112,15 @@ def unique_name() -> Callable[[str], str]:
 @pytest.fixture
 def settings(kafka_settings: KafkaSettings, unique_name: Callable[[str], str]) -> Settings:
     """Settings pointing at the test broker with topic names unique to this test."""
+    return settings_for(kafka_settings.bootstrap, unique_name)
+
+
+def settings_for(bootstrap: str, unique_name: Callable[[str], str]) -> Settings:
+    """Settings pointing at ``bootstrap`` with topic names of their own."""
     return Settings.load(
         env={},
         overrides={
-            "kafka": {"bootstrap": kafka_settings.bootstrap, "client_id": "shadowtap-tests"},
+            "kafka": {"bootstrap": bootstrap, "client_id": "shadowtap-tests"},
             "topics": {
                 "captured": unique_name("captured"),
                 "mirror": unique_name("mirror"),

@@ -20,6 +20,12 @@ committed offsets come from shadowtap.processors.offsets, not from Faust's own r
 which can step over a record its fetcher skipped during a rebalance; such records are read
 back and processed. A batch the broker refuses is logged, counted
 (``shadowtap_processor_send_failures_total``) and read again from the committed offset.
+Before a rebalance (every one revokes every partition: aiokafka has no cooperative protocol)
+the batches in flight are finished and committed, so only what was unfinished at that moment
+is processed twice; if the group refuses that commit (the worker's session was lost while the
+broker was away), a partition assigned back resumes from it all the same. Every use of
+Faust's internals is in shadowtap.processors.faust_internals, which refuses untested versions
+of faust-streaming, aiokafka and mode at import.
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
 rebalanced worker recovers it from the changelog, and windows expire after
 ``2 × dedup_window_s``. Start more workers with the same ``group`` to scale out (each keeps the
@@ -65,7 +71,7 @@ from datetime import timedelta
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.processors import offsets
+from shadowtap.processors import faust_internals
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import HoleReader, Record, Watermarks
 from shadowtap.processors.output import Batch, Output
@@ -162,10 +168,8 @@ def build_app(
     )
 
     @app.on_partitions_revoked.connect
-    async def _revoked(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        # Faust seeks every partition it assigns back to the group's committed offset:
-        # the books start again from there (at worst, finished records come back twice).
-        agent.watermarks.reset()
+    async def _revoked(sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
+        await agent.on_partitions_revoked(args[0])  # Faust sends the set of revoked TPs
 
     @app.agent(source)
     async def process(stream: Any) -> None:
@@ -203,6 +207,10 @@ class Agent:
         self.pipeline = pipeline
         self.metrics = metrics
         self.watermarks = Watermarks()
+        self._manual: Any = None  # the stream the agent reads (acks go to it)
+        # Positions finished here whose commit the group refused at a rebalance (the session
+        # was lost): a partition assigned back starts from there, not from the group's offset.
+        self._refused: dict[tuple[str, int], int] = {}
         # Made on first use and kept for the process: Faust restarts a crashed agent, and a
         # read cancelled with it may still be running in its thread.
         self._holes: HoleReader | None = None
@@ -221,7 +229,9 @@ class Agent:
         self._closing: asyncio.Future[None] | None = None  # the batch waiting for its acks
 
     async def run(self, stream: Any) -> None:
-        offsets.install(self.app.consumer, self.watermarks)
+        faust_internals.commit_watermarks(
+            self.app.consumer, lambda topic, partition: self.watermarks.position((topic, partition))
+        )
         if self.output is None:
             self.output = Output(self.settings.kafka, asyncio.get_running_loop())
         self._divert_table_writes()
@@ -229,13 +239,16 @@ class Agent:
             await self.scrubbers.ready()
             self._scrubbers_ready = True
         p = self.settings.processor
-        manual = stream.noack()
+        manual = self._manual = stream.noack()
         ticker = asyncio.ensure_future(self._tick(manual))
         try:
             async for event in manual.events():
                 m = event.message
                 record = Record(m.topic, m.partition, m.offset, m.key, event.value)
                 await self._read_holes(record, manual)
+                if self.watermarks.finished((m.topic, m.partition), m.offset):
+                    await manual.ack(event)  # finished before a rebalance: not again
+                    continue
                 self._add(record, event)
                 if len(self._batch) >= p.batch_size:
                     await self._close(manual)
@@ -247,26 +260,17 @@ class Agent:
     def _divert_table_writes(self) -> None:
         """Send the dedup table's changelog writes through ``output``, in the current batch.
 
-        Faust queues them in its producer buffer, serialized and partitioned, for aiokafka to
-        send one per event-loop turn; taken from there, a batch's writes are acknowledged
-        with its output. Faust's futures for them are never resolved: nothing waits on them
-        (the memory store keeps no persisted offsets).
+        Faust would send them through aiokafka, acknowledged by nothing a batch could wait
+        for; taken from its producer buffer, a batch's writes are acknowledged with its output.
         """
         if self.pipeline.seen is None or self._diverted or self._changelog is None:
             return
-        buffer = self.app.producer.buffer
-        put = buffer.put
-        changelog = self._changelog
 
-        def put_diverted(fut: Any) -> None:
-            m = fut.message
-            if m.channel.get_topic_name() != changelog:
-                put(fut)
-                return
+        def send(topic: str, *message: Any, partition: int | None) -> None:
             assert self.output is not None
-            self.output.send(changelog, m.key, m.value, m.headers or None, partition=m.partition)
+            self.output.send(topic, *message, partition=partition)
 
-        buffer.put = put_diverted
+        faust_internals.divert_table_writes(self.app.producer, self._changelog, send)
         self._diverted = True
 
     def _add(self, record: Record, event: Any) -> None:
@@ -313,7 +317,8 @@ class Agent:
         if self._holes is None:
             self._holes = await asyncio.to_thread(HoleReader, self.settings, self.app.conf.id)
         if not self.watermarks.knows(tp):
-            self.watermarks.start(tp, await asyncio.to_thread(self._holes.committed, tp))
+            committed = await asyncio.to_thread(self._holes.committed, tp)
+            self.watermarks.start(tp, max(committed, self._refused.pop(tp, committed)))
         hole = self.watermarks.see(tp, record.offset)
         if hole is None:
             return
@@ -441,6 +446,42 @@ class Agent:
         value = record.value if record.value is not None else b""
         self.output.send(self.settings.topics.dlq, record.key, value, headers, batch=batch)
 
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """Before a rebalance moves partitions: finish the batches in flight, commit them.
+
+        aiokafka rebalances eagerly: every partition is revoked, and each starts again at the
+        group's committed offset, here or on another worker. Without this, the batches in
+        flight and every record finished since the last timer commit would be processed
+        twice. Each wait is bounded (a broker that is gone acknowledges nothing): what is not
+        finished in time is processed again. A commit the group refuses (this worker's
+        session was lost: the broker was away) is kept, and a partition assigned back starts
+        from it. The books then start over.
+        """
+        wait = max(1.0, self.settings.processor.session_timeout_s / 3)
+        try:
+            if self._manual is not None:
+                await asyncio.wait_for(self._flush(self._manual), wait)
+        except TimeoutError:
+            log.warning("a rebalance gave up waiting for records in flight after %.0fs", wait)
+        offsets = {}
+        for tp in revoked:
+            position = self.watermarks.position((tp.topic, tp.partition))
+            if position is not None:
+                offsets[tp] = position
+        self.watermarks.reset()
+        try:
+            committed = await asyncio.wait_for(
+                faust_internals.commit_now(self.app.consumer, offsets), wait
+            )
+        except TimeoutError:
+            committed = False
+        if offsets and not committed:
+            log.warning(
+                "the group did not take the commit before a rebalance: a partition assigned "
+                "back resumes from it"
+            )
+            self._refused.update(((tp.topic, tp.partition), o) for tp, o in offsets.items())
+
     async def _tick(self, manual: Any) -> None:
         # A quiet stream still gets its last records acked (and their offsets committed).
         within = self.settings.processor.batch_within_s
@@ -527,10 +568,7 @@ def run_worker(settings: Settings, *, web_port: int | None = None, loglevel: str
         with tempfile.TemporaryDirectory(prefix="shadowtap-processor-") as datadir:
             app = build_app(settings, datadir, metrics, scrubbers)
             worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-            # Faust's start-up spinner turns the root logger to DEBUG for good when the level
-            # is WARNING or above, so every debug line of aiokafka builds a record: ~10 % of
-            # the worker.
-            worker.spinner = None
+            faust_internals.quiet_worker(worker)
             try:
                 worker.execute_from_commandline()
             except SystemExit as exc:

@@ -12,7 +12,8 @@ record is gone for good. So the processor keeps its own books:
   commit position moves only over finished records, never over a hole.
 - ``HoleReader`` reads the skipped records back with a plain consumer outside the group, so
   the agent processes them like any other and the position moves on.
-- ``install`` makes Faust's consumer commit ``Watermarks``' position instead of its own.
+- Faust's consumer commits ``Watermarks``' position instead of its own
+  (shadowtap.processors.faust_internals.commit_watermarks).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
@@ -77,7 +78,8 @@ class Watermarks:
         return tp in self._books
 
     def start(self, tp: Partition, committed: int) -> None:
-        """Begin following ``tp`` at the group's committed offset (or the log start)."""
+        """Begin following ``tp`` where every record before is finished: the group's
+        committed offset (or the log start), or a position of this worker's it refused."""
         self._books[tp] = _Books(committed)
 
     def see(self, tp: Partition, offset: int) -> tuple[int, int] | None:
@@ -96,6 +98,11 @@ class Watermarks:
         while books.position in books.done:
             books.done.discard(books.position)
             books.position += 1
+
+    def finished(self, tp: Partition, offset: int) -> bool:
+        """``offset`` was finished already: a record Faust delivers again after a seek."""
+        books = self._books.get(tp)
+        return books is not None and (offset < books.position or offset in books.done)
 
     def position(self, tp: Partition) -> int | None:
         books = self._books.get(tp)
@@ -170,18 +177,3 @@ class HoleReader:
     def close(self) -> None:
         with self._lock:
             self._consumer.close()
-
-
-def install(consumer: Any, watermarks: Watermarks) -> None:
-    """Make Faust's consumer commit the watermarks' positions instead of its own reckoning.
-
-    Faust calls ``_new_offset(tp)`` for every partition with acks on each commit; its own
-    list of acked offsets is emptied here so it does not grow.
-    """
-
-    def new_offset(tp: Any) -> int | None:
-        consumer._acked[tp].clear()
-        consumer._acked_index[tp].clear()
-        return watermarks.position((tp.topic, tp.partition))
-
-    consumer._new_offset = new_offset

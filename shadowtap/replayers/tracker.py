@@ -5,6 +5,11 @@ Records finish out of order (different keys run in parallel), but a Kafka commit
 the order they were read, and a set of finished ones; the commit position advances over the
 finished prefix only. Offsets need not be contiguous (compaction, transaction markers): only
 offsets actually read are tracked. O(1) amortised per record.
+
+A position handed to an asynchronous commit is not yet the group's: the commit can still be
+refused (a rebalance bumped the generation), so what was sent and what the group
+acknowledged are kept apart. The timer sends each position once; a refusal makes it due
+again; a partition that leaves commits everything not yet acknowledged.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ TopicPartition = tuple[str, int]
 
 
 class _Partition:
-    __slots__ = ("committed", "done", "pending", "position")
+    __slots__ = ("acked", "done", "pending", "position", "sent")
 
     def __init__(self) -> None:
         self.pending: deque[int] = deque()
         self.done: set[int] = set()
         self.position: int | None = None  # next offset to commit (last finished prefix + 1)
-        self.committed: int | None = None
+        self.sent: int | None = None  # the position last handed to a commit
+        self.acked: int | None = None  # the position the group last acknowledged
 
 
 class CommitTracker:
@@ -68,19 +74,42 @@ class CommitTracker:
         parts = self._parts.values() if tp is None else [self._parts.get(tp) or _Partition()]
         return sum(len(p.pending) for p in parts)
 
-    def to_commit(self, only: list[TopicPartition] | None = None) -> list[tuple[str, int, int]]:
-        """``(topic, partition, offset)`` for partitions whose position moved since the last
-        :meth:`committed`."""
+    def position(self, tp: TopicPartition) -> int | None:
+        """The offset to commit for ``tp``: every record before it is finished."""
+        part = self._parts.get(tp)
+        return None if part is None else part.position
+
+    def to_commit(
+        self, only: list[TopicPartition] | None = None, *, unacknowledged: bool = False
+    ) -> list[tuple[str, int, int]]:
+        """``(topic, partition, offset)`` for partitions whose position moved since it was
+        last :meth:`sent` (or, with ``unacknowledged``, since the group acknowledged one)."""
         out = []
         for tp, part in self._parts.items():
             if only is not None and tp not in only:
                 continue
-            if part.position is not None and part.position != part.committed:
+            last = part.acked if unacknowledged else part.sent
+            if part.position is not None and part.position != last:
                 out.append((tp[0], tp[1], part.position))
         return out
 
-    def committed(self, offsets: list[tuple[str, int, int]]) -> None:
+    def sent(self, offsets: list[tuple[str, int, int]]) -> None:
+        """These positions were handed to a commit: the timer does not send them again."""
         for topic, partition, offset in offsets:
             part = self._parts.get((topic, partition))
             if part is not None:
-                part.committed = offset
+                part.sent = offset
+
+    def acknowledged(self, offsets: list[tuple[str, int, int]]) -> None:
+        """The group took these positions."""
+        for topic, partition, offset in offsets:
+            part = self._parts.get((topic, partition))
+            if part is not None and (part.acked is None or offset > part.acked):
+                part.acked = offset
+
+    def refused(self, offsets: list[tuple[str, int, int]]) -> None:
+        """The group refused these positions: the next timer commit sends them again."""
+        for topic, partition, offset in offsets:
+            part = self._parts.get((topic, partition))
+            if part is not None and part.sent == offset:
+                part.sent = part.acked

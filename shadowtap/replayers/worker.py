@@ -46,8 +46,12 @@ order; different keys in parallel. A record is finished when its result (and DLQ
 any) is acknowledged by Kafka; offsets are committed up to the first unfinished record of
 each partition (at-least-once, no gaps), on a timer, when partitions are revoked and at
 shutdown. After a crash, only unfinished records are sent again, with the same
-``Idempotency-Key``. Records that cannot be decoded, or whose delivery failed after the
-policy's retries, go to ``topics.dlq`` with ``shadowtap-dlq-reason``/``-error`` headers.
+``Idempotency-Key``. A rebalance sends again at most the revoked partitions' records in
+flight: records still waiting for a slot are left to the new owner, and a commit the group
+refused (a new generation, a session lost while the broker was away) is made again once the
+partition is assigned back, unless the group has moved past it. Records that cannot be
+decoded, or whose delivery failed after the policy's retries, go to ``topics.dlq`` with
+``shadowtap-dlq-reason``/``-error`` headers.
 """
 
 from __future__ import annotations
@@ -95,6 +99,8 @@ _PAUSE_AFTER_S = 1.0
 _LOOKAHEAD_S = 1.0
 # Records parked per partition before it is paused (paced replay; memory bound).
 _PARK_MAX = 2000
+# How long a revoke waits for results on their way to Kafka (the loop waits meanwhile).
+_REVOKE_FLUSH_S = 2.0
 
 
 class _Item:
@@ -142,6 +148,8 @@ class Replayer:
         self._sender: Sender | None = HttpxSender(client) if client is not None else None
         self._own_sender = client is None
         self._tracker = CommitTracker()
+        # Finished positions the group refused, for partitions no longer assigned here.
+        self._recommits: dict[TP, int] = {}
         self._gen: dict[TP, int] = {}
         self._lanes: dict[tuple[int, Any], deque[_Item]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -311,7 +319,7 @@ class Replayer:
         try:
             while lane:
                 item = lane[0]
-                if self._gen.get(item.tp) == item.gen:
+                if self._owns(item):
                     await self._handle(item)
                 lane.popleft()
                 self._buffered -= 1
@@ -342,6 +350,8 @@ class Replayer:
             await self.bucket.acquire()
         out = self.rewriter.rewrite(env)
         async with self._sem:
+            if not self._owns(item):
+                return  # revoked while it waited for a slot: its new owner sends it
             self._m_in_flight.inc()
             try:
                 assert self._sender is not None
@@ -428,24 +438,38 @@ class Replayer:
             except BufferError:  # local queue full: serve delivery reports, then retry
                 self._producer.poll(0.05)
 
+    def _owns(self, item: _Item) -> bool:
+        """The record's partition is still assigned as it was when the record was read."""
+        return self._gen.get(item.tp) == item.gen
+
     def _finish(self, item: _Item) -> None:
-        if self._gen.get(item.tp) == item.gen:
+        if self._owns(item):
             self._tracker.done(item.tp, item.offset)
         self.delivered += 1
 
-    def _commit(self, sync: bool = False, only: list[TP] | None = None) -> None:
-        offsets = self._tracker.to_commit(only)
+    def _commit(self, sync: bool = False, only: list[TP] | None = None) -> bool:
+        """Commit finished positions: on the timer, those not sent yet (asynchronously);
+        ``sync``, every one the group has not acknowledged. Return False if refused."""
+        offsets = self._tracker.to_commit(only, unacknowledged=sync)
         if not offsets or self._consumer is None:
-            return
+            return True
         try:
-            self._consumer.commit(
+            answer = self._consumer.commit(
                 offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=not sync
             )
         except KafkaException as exc:
             log.warning("commit failed: %s", exc)
-            return
-        self._tracker.committed(offsets)
+            return False
+        self._tracker.sent(offsets)
         self.metrics.commits.inc()
+        if not sync:
+            return True
+        refused = [p for p in answer or () if p.error is not None]
+        if refused:
+            log.warning("commit failed: %s", refused[0].error)
+            return False
+        self._tracker.acknowledged(offsets)
+        return True
 
     def _pause(self) -> None:
         self._paused = True
@@ -516,6 +540,7 @@ class Replayer:
     # -- librdkafka callbacks (run inside consume(), on the loop thread) -----------------
 
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._recommit([(p.topic, p.partition) for p in partitions])
         for p in partitions:
             tp = (p.topic, p.partition)
             self._gen[tp] = self._gen.get(tp, 0) + 1
@@ -526,12 +551,54 @@ class Replayer:
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
-        self._commit(sync=True, only=tps)
+        # Records whose results are on their way to Kafka are finished by their delivery
+        # reports: committed with the rest rather than sent again by the new owner.
+        self._producer.flush(_REVOKE_FLUSH_S)
+        if not self._commit(sync=True, only=tps):
+            self._keep_for_recommit(tps)
         self._forget(tps)
         log.info("revoked %s", [p.partition for p in partitions])
 
     def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        self._forget([(p.topic, p.partition) for p in partitions])
+        # The group already gave these away (the session timed out): no commit is possible
+        # until this worker joins again.
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._keep_for_recommit(tps)
+        self._forget(tps)
+        log.warning("lost %s", [p.partition for p in partitions])
+
+    def _keep_for_recommit(self, tps: list[TP]) -> None:
+        for topic, partition, offset in self._tracker.to_commit(tps, unacknowledged=True):
+            self._recommits[(topic, partition)] = offset
+
+    def _recommit(self, tps: list[TP]) -> None:
+        """Commit, for partitions assigned back to this worker, positions the group refused.
+
+        Only where the group's committed offset is still behind: everything before such a
+        position was finished here, so its records need not be sent again. Positions kept
+        for partitions that went elsewhere are dropped.
+        """
+        kept, self._recommits = self._recommits, {}
+        mine = [TopicPartition(*tp, offset) for tp, offset in kept.items() if tp in tps]
+        if not mine:
+            return
+        try:
+            theirs = {
+                (p.topic, p.partition): p.offset
+                for p in self._consumer.committed(
+                    [TopicPartition(p.topic, p.partition) for p in mine], timeout=10
+                )
+            }
+            ahead = [p for p in mine if p.offset > theirs.get((p.topic, p.partition), -1)]
+            if ahead:
+                self._consumer.commit(offsets=ahead, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("could not commit again what was finished before the rebalance: %s", exc)
+            return
+        for p in ahead:
+            log.info(
+                "%s[%d]: committed %d again after the rebalance", p.topic, p.partition, p.offset
+            )
 
     def _forget(self, tps: list[TP]) -> None:
         for tp in tps:
@@ -544,10 +611,16 @@ class Replayer:
                 self.metrics.lag.remove(tp[0], str(tp[1]))
 
     def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
-        if err is not None:
-            log.warning("offset commit failed: %s", err)
-            # Force the next timer to commit these positions again.
-            self._tracker.committed([(p.topic, p.partition, -1) for p in partitions])
+        offsets = [(p.topic, p.partition, p.offset) for p in partitions]
+        if err is None:
+            self._tracker.acknowledged(offsets)
+            return
+        log.warning("offset commit failed: %s", err)
+        self._tracker.refused(offsets)  # the next timer sends them again
+        for topic, partition, offset in offsets:
+            tp = (topic, partition)
+            if not self._tracker.owns(tp):  # revoked meanwhile: once it is assigned back
+                self._recommits[tp] = max(offset, self._recommits.get(tp, -1))
 
     def _on_stats(self, text: str) -> None:
         with contextlib.suppress(Exception):

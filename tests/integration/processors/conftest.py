@@ -105,6 +105,11 @@ class Worker:
 @pytest.fixture
 def processor_env(settings: Settings, unique_name: Callable[[str], str]) -> dict[str, str]:
     """Environment naming this test's topics and a group of its own."""
+    return worker_env(settings, unique_name("processor"))
+
+
+def worker_env(settings: Settings, group: str) -> dict[str, str]:
+    """Environment for a worker of ``group`` on the topics of ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
     t = settings.topics
     env.update(
@@ -114,7 +119,7 @@ def processor_env(settings: Settings, unique_name: Callable[[str], str]) -> dict
             "SHADOWTAP_TOPICS_RESULTS": t.results,
             "SHADOWTAP_TOPICS_DLQ": t.dlq,
             "SHADOWTAP_TOPICS_PARTITIONS": str(t.partitions),
-            "SHADOWTAP_PROCESSOR_GROUP": unique_name("processor"),
+            "SHADOWTAP_PROCESSOR_GROUP": group,
             "SHADOWTAP_PROCESSOR_SCRUB_KEY": "integration-test-key",
             "SHADOWTAP_PROCESSOR_SESSION_TIMEOUT_S": "6",
         }

@@ -152,3 +152,30 @@ def test_workers_joining_and_leaving_mid_stream_lose_nothing(
 
     out.until(lambda _: want <= out.ids[mirror], first, limit_s=120, explain=explain)
     assert out.ids[mirror] == want
+
+
+def test_a_worker_joining_mid_stream_processes_nothing_twice(
+    settings: Settings, start_worker: Callable[..., Worker], reader: Callable[[list[str]], Reader]
+) -> None:
+    # aiokafka rebalances eagerly: the join revokes every partition of the first worker, and
+    # each starts again at the group's committed offset. The first worker finishes and
+    # commits its batches in flight before the group moves on, so nothing comes out twice
+    # but what the rebalance's wait gave up on. The backlog keeps its batches full.
+    mirror = settings.topics.mirror
+    backlog = [_env(i) for i in range(16_000)]
+    produce(settings, backlog)
+    out = reader([mirror])
+    first = start_worker(batch_size=200)
+    out.until(lambda _: out.counts[mirror] >= 200, first)
+    joined = start_worker(batch_size=200)
+    want = {e.id for e in backlog}
+    out.until(lambda _: want <= out.ids[mirror], first, limit_s=120)
+    out.drain(2)
+    took = joined.metrics().get("shadowtap_processor_records_in_total", 0)
+    assert took >= 200, "the second worker joined after the backlog was done"
+    twice = out.counts[mirror] - len(want)
+    print(
+        f"\nprocess, a worker joining a backlog of {len(backlog)} (batches of 200): {twice} "
+        f"written twice; the joiner took {took:.0f}"
+    )
+    assert twice <= 200  # one batch; before: the batches in flight and 0.5 s of commits

@@ -1,12 +1,30 @@
-"""Targets that refuse, hang, fail, reset or crawl; commits wait for delivery."""
+"""Targets that refuse, hang, fail, reset or crawl; commits wait for delivery; the broker is
+killed mid-stream."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
 
 from shadowtap.config import Settings
+from shadowtap.devkafka import LocalKafka
+from shadowtap.envelope import Envelope, encode, kafka_headers
+from shadowtap.errors import DevKafkaError
+from shadowtap.kafka import create_topics, make_producer
+from tests.conftest import settings_for
+from tests.integration.processors.conftest import Worker as ProcessorWorker
+from tests.integration.processors.conftest import worker_env
 from tests.integration.replayers.conftest import (
+    ProcessWorker,
     Reader,
     TargetServer,
     ThreadWorker,
@@ -136,3 +154,138 @@ def test_hanging_failing_and_resetting_targets(
     dlq.drain(0.5)
     assert len(dlq.messages) == 3
     assert {r.error_kind for r in res.results() if r.status is None} == {"timeout", "disconnected"}
+
+
+@pytest.fixture
+def own_broker() -> Iterator[LocalKafka]:
+    """A local broker (JVM) of this test's own, which it may kill: the session's is shared."""
+    local = LocalKafka(f"pytest-{os.getpid()}-crash", preferred_port=free_port())
+    try:
+        local.start(fresh=True)
+    except DevKafkaError as exc:  # no Java or Maven here (the session's broker is elsewhere)
+        pytest.skip(f"needs a local Kafka broker process: {exc}")
+    yield local
+    local.stop()
+    shutil.rmtree(local.home, ignore_errors=True)
+
+
+def test_broker_kill_9_and_restart_sends_about_one_commit_interval_twice(
+    own_broker: LocalKafka,
+    target: TargetServer,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    # The issue's run, scaled down: 300 records/s through process → replay, dedup off; the
+    # broker is SIGKILLed mid-stream and started again on its data. Both stages lose their
+    # group sessions while it is away (session_timeout_s 6), as they would for a longer
+    # outage on a faster machine.
+    rate, total = 300, 2400
+    status = own_broker.status()
+    assert status is not None
+    settings = settings_for(status.bootstrap, unique_name)
+    create_topics(settings)
+    s = with_replayer(
+        settings,
+        target=target.url,
+        group=unique_name("replay"),
+        commit_interval_s=0.2,
+        session_timeout_s=6.0,
+        drain_timeout_s=5.0,
+    )
+    env = worker_env(s, unique_name("processor"))
+    env["SHADOWTAP_PROCESSOR_DEDUP_ENABLED"] = "false"
+    processor = ProcessorWorker(s, env, tmp_path / "processor.log")
+    replayer = ProcessWorker(s, tmp_path / "replayer.log")
+    traffic = Traffic(s, rate, total)
+    try:
+        # Both stages are up (in their groups, records flowing) before the traffic starts.
+        warm_up = [Envelope(method="GET", path=f"/warm-up/{i}") for i in range(5)]
+        _produce_captured(s, warm_up)
+        _wait_for(lambda: len(target.seen) >= len(warm_up), 90, "both stages up")
+        traffic.start()
+        _wait_for(lambda: len(target.seen) >= rate, 60, "traffic through both stages")
+        killed_at = len(target.seen)
+        assert own_broker.kill()
+        time.sleep(2)
+        own_broker.start()
+        traffic.join(120)
+        assert len(traffic.acknowledged) == total, "the test's own producer lost records"
+        want = traffic.acknowledged | {e.id for e in warm_up}
+        _wait_for(lambda: want <= set(target.ids()), 120, "every record delivered")
+        time.sleep(2)  # anything sent twice late arrives now
+        mirror = _read_ids(s, s.topics.mirror)
+    finally:
+        traffic.join(10)
+        processor.stop()
+        replayer.stop()
+    twice_in_mirror = len(mirror) - len(set(mirror))
+    delivered = target.ids()
+    twice_at_target = len(delivered) - len(set(delivered))
+    print(
+        f"\nbroker kill -9 after {killed_at} of {total} records at {rate}/s: "
+        f"{twice_in_mirror} written twice by the processor, "
+        f"{twice_at_target - twice_in_mirror} more sent twice by the replayer, "
+        f"{twice_at_target} in all ({twice_at_target / total:.1%}); "
+        f"lost {len(want - set(delivered))}"
+    )
+    assert set(delivered) == want  # nothing acknowledged is lost
+    # About one commit interval of traffic per stage, and what each had in flight.
+    assert twice_in_mirror <= rate * 0.5 + 100  # broker_commit_interval 0.5 s; small batches
+    assert twice_at_target - twice_in_mirror <= rate * 0.2 + 64  # commit_interval_s; in flight
+
+
+class Traffic(threading.Thread):
+    """Produces ``total`` records to the captured topic at ``rate`` a second, through a broker
+    restart (librdkafka keeps them until it is back); keeps the ids the broker acknowledged."""
+
+    def __init__(self, settings: Settings, rate: int, total: int) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.rate, self.total = settings, rate, total
+        self.acknowledged: set[str] = set()
+
+    def run(self) -> None:
+        producer = make_producer(self.settings.kafka)
+        start = time.monotonic()
+        for i in range(self.total):
+            time.sleep(max(0.0, start + i / self.rate - time.monotonic()))
+            env = Envelope(method="POST", path=f"/orders/{i}", body=b'{"n": %d}' % i)
+
+            def acked(err: Any, _msg: Any, rid: str = env.id) -> None:
+                if err is None:
+                    self.acknowledged.add(rid)
+
+            producer.produce(
+                self.settings.topics.captured,
+                encode(env),
+                key=env.id.encode(),
+                headers=kafka_headers(env),
+                on_delivery=acked,
+            )
+            producer.poll(0)
+        producer.flush(120)
+
+
+def _produce_captured(settings: Settings, records: list[Envelope]) -> None:
+    producer = make_producer(settings.kafka)
+    for env in records:
+        producer.produce(
+            settings.topics.captured, encode(env), key=env.id.encode(), headers=kafka_headers(env)
+        )
+    assert producer.flush(30) == 0
+
+
+def _wait_for(cond: Callable[[], bool], limit_s: float, why: str) -> None:
+    deadline = time.monotonic() + limit_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out: {why}"
+        time.sleep(0.1)
+
+
+def _read_ids(settings: Settings, topic: str) -> list[str]:
+    """Every envelope id in ``topic``, as often as it is there."""
+    reader = Reader(settings, topic, f"check-{uuid.uuid4().hex[:8]}")
+    try:
+        reader.drain(3)
+        return [orjson.loads(m.value())["id"] for m in reader.messages]
+    finally:
+        reader.close()

@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Envelope
+from shadowtap.envelope import Envelope, encode
+from shadowtap.kafka import make_producer
 from tests.integration.replayers.conftest import (
     ProcessWorker,
     Reader,
@@ -133,6 +134,40 @@ def test_scaling_one_to_three_and_back_during_traffic_loses_nothing(
     for path, bodies in first_seen.items():
         assert bodies == sorted(bodies), path
     assert one.stop() == 0
+
+
+def test_a_worker_joining_a_backlog_sends_again_at_most_what_was_in_flight(
+    rsettings: Settings,
+    target: TargetServer,
+    process_worker: Callable[..., ProcessWorker],
+) -> None:
+    # The two workers on one group: the second joins while the first has a full
+    # window (8 x max_in_flight records read, max_in_flight of them with the target) of the
+    # partition it is about to give up. Only that partition's records in flight may arrive
+    # twice, and those that finished behind one still in flight (a commit is one offset).
+    in_flight = 8
+    s = with_replayer(rsettings, target=target.url)
+    target.mode = "slow:0.01"  # at most 800/s: the backlog lasts while the second starts
+    records = envelopes(3000)
+    producer = make_producer(s.kafka)
+    for env in records:  # all in partition 0, which the assignor moves first
+        producer.produce(s.topics.mirror, encode(env), key=env.id.encode(), partition=0)
+    assert producer.flush(30) == 0
+    first = process_worker(s, "--max-in-flight", str(in_flight))
+    _wait(lambda: len(target.seen) >= 300, 60, "the first worker delivering", first)
+    second = process_worker(s, "--max-in-flight", str(in_flight))
+    want = {e.id for e in records}
+    _wait(lambda: want <= set(target.ids()), 90, "every record delivered", first, second)
+    time.sleep(1)
+    assert first.stop() == 0 and second.stop() == 0
+    assert "assigned [0]" in second.log.read_text(), "partition 0 stayed:\n" + second.tail()
+    twice = len(target.seen) - len(want)
+    print(
+        f"\nreplay, a worker joining a backlog ({in_flight} in flight, {8 * in_flight} read "
+        f"ahead): {twice} of {len(records)} sent twice"
+    )
+    # In flight, or finished behind one still in flight; before: the whole window (~70).
+    assert twice <= 2 * in_flight, first.tail() + "\n---\n" + second.tail()
 
 
 def test_a_target_url_typo_fails_at_start_with_a_clear_error() -> None:

@@ -8,6 +8,8 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+from faust.types import TP as FaustTP
+
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode, encode
 from shadowtap.processors.app import Agent
@@ -244,3 +246,52 @@ def _future_message(topic: str, key: bytes) -> Any:
     channel = SimpleNamespace(get_topic_name=lambda: topic)
     message = SimpleNamespace(channel=channel, key=key, value=b"[]", headers=[], partition=0)
     return SimpleNamespace(message=message)
+
+
+async def test_a_rebalance_finishes_and_commits_the_batches_in_flight_first() -> None:
+    settings = Settings.load(env={})
+    agent, output = _agent(settings)
+    committed: list[dict[Any, int]] = []
+
+    async def commit(offsets: dict[Any, int]) -> bool:  # the transport's Consumer._commit
+        committed.append(offsets)
+        return True
+
+    agent.app.consumer = SimpleNamespace(_commit=commit)
+    stream = FakeStream()
+    agent._manual = stream
+    await _deliver(agent, stream, 0, 1)
+    await agent._close(stream)  # finishing in the background
+    await _deliver(agent, stream, 2)  # the batch still filling
+
+    revoked = {FaustTP(TOPIC, 0), FaustTP(TOPIC, 1)}
+    await agent.on_partitions_revoked(revoked)
+    assert [len(b) for b in output.sealed] == [2, 1] and stream.acked == [0, 1, 2]
+    assert committed == [{FaustTP(TOPIC, 0): 3}]  # partition 1 had nothing here
+    assert not agent.watermarks.knows(TP)  # Faust seeks back to the committed offsets
+
+
+async def test_a_partition_back_after_a_refused_commit_resumes_where_this_worker_was() -> None:
+    # The broker was away longer than the session: the commit at the rebalance is refused
+    # (the member was replaced), and Faust seeks back to the group's old offset, 0.
+    settings = Settings.load(env={})
+    agent, output = _agent(settings)
+
+    async def refuse(offsets: dict[Any, int]) -> bool:
+        return False  # what Faust's commit returns for CommitFailedError
+
+    agent.app.consumer = SimpleNamespace(_commit=refuse)
+    stream = FakeStream()
+    agent._manual = stream
+    await _deliver(agent, stream, 0, 1, 2)
+    await agent.on_partitions_revoked({FaustTP(TOPIC, 0)})
+    assert not agent.watermarks.knows(TP)
+
+    for offset in range(5):  # Faust delivers from the group's offset again
+        record = _record(offset)
+        await agent._read_holes(record, stream)
+        if not agent.watermarks.finished(TP, offset):
+            agent._add(record, _event(offset))
+    await agent._flush(stream)
+    assert _paths(output, settings) == [f"/items/{o}" for o in (0, 1, 2, 3, 4)]  # none twice
+    assert agent.watermarks.position(TP) == 5

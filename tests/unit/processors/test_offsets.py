@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
-from faust.types import TP as FaustTP
-
-from shadowtap.processors.offsets import Watermarks, install
+from shadowtap.processors.offsets import Watermarks
 
 TP = ("captured", 0)
 
@@ -68,12 +63,12 @@ def test_reset_forgets_every_partition() -> None:
     assert marks.position(TP) is None
 
 
-def test_install_commits_the_watermark_and_empties_fausts_books() -> None:
+def test_finished_records_are_known_as_such() -> None:
     marks = Watermarks()
-    marks.start(TP, 3)
-    marks.finish(TP, 3)
-    tp = FaustTP(*TP)
-    consumer: Any = SimpleNamespace(_acked={tp: [4, 5]}, _acked_index={tp: {4, 5}})
-    install(consumer, marks)
-    assert consumer._new_offset(tp) == 4
-    assert consumer._acked[tp] == [] and consumer._acked_index[tp] == set()
+    assert not marks.finished(TP, 0)  # a partition not followed
+    marks.start(TP, 10)  # everything before 10 is finished
+    assert marks.finished(TP, 9) and not marks.finished(TP, 10)
+    for offset in (10, 11):
+        marks.see(TP, offset)
+    marks.finish(TP, 11)
+    assert marks.finished(TP, 11) and not marks.finished(TP, 10)

@@ -19,7 +19,7 @@ def test_commit_only_up_to_the_first_unfinished_offset() -> None:
     assert t.to_commit() == []
     t.done(TP, 10)
     assert t.to_commit() == [("mirror", 0, 12)]
-    t.committed(t.to_commit())
+    t.sent(t.to_commit())
     assert t.to_commit() == []
     t.done(TP, 12)
     assert t.to_commit() == [("mirror", 0, 16)]
@@ -66,3 +66,32 @@ def test_partitions_are_independent_and_filterable() -> None:
     assert t.to_commit() == [("mirror", 1, 6)]
     assert t.to_commit(only=[TP]) == []
     assert t.pending(TP) == 1
+
+
+def test_a_position_sent_is_not_the_groups_until_acknowledged() -> None:
+    t = CommitTracker()
+    for offset in range(5):
+        t.add(TP, offset)
+        t.done(TP, offset)
+    t.sent(t.to_commit())  # an asynchronous commit of 5, answer still to come
+    assert t.to_commit() == []  # the timer does not send it again
+    # but a partition leaving now must commit it itself: the answer may be a refusal
+    assert t.to_commit(unacknowledged=True) == [("mirror", 0, 5)]
+    t.acknowledged([("mirror", 0, 5)])
+    assert t.to_commit(unacknowledged=True) == []
+
+
+def test_a_refused_position_is_sent_again() -> None:
+    t = CommitTracker()
+    t.add(TP, 0)
+    t.done(TP, 0)
+    t.sent(t.to_commit())
+    t.acknowledged([("mirror", 0, 1)])
+    t.add(TP, 1)
+    t.done(TP, 1)
+    t.sent(t.to_commit())
+    t.refused([("mirror", 0, 2)])  # ILLEGAL_GENERATION: a rebalance bumped the generation
+    assert t.to_commit() == [("mirror", 0, 2)]
+    assert t.position(TP) == 2
+    t.refused([("mirror", 0, 1)])  # an older refusal changes nothing newer
+    assert t.to_commit(unacknowledged=True) == [("mirror", 0, 2)]
