@@ -43,7 +43,7 @@ from typing import Any
 from shadowtap.config import KafkaSettings
 from shadowtap.devkafka_jars import KAFKA_VERSION, Progress, cache_dir, ensure_jars
 from shadowtap.devkafka_secure import SecureListeners
-from shadowtap.errors import DevKafkaError, KafkaError
+from shadowtap.errors import BrokerError, DevKafkaError
 from shadowtap.kafka_check import wait_for_broker
 
 IMAGE = f"apache/kafka:{KAFKA_VERSION}"
@@ -145,7 +145,7 @@ class LocalKafka:
             return None
         broker = Broker(**state)
         if broker.pid and _alive(broker.pid):
-            with contextlib.suppress(KafkaError):
+            with contextlib.suppress(BrokerError):
                 wait_for_broker(KafkaSettings(bootstrap=broker.bootstrap), timeout=5)
                 return broker
             return broker  # alive but not answering yet: still ours, do not start another
@@ -238,7 +238,7 @@ class LocalKafka:
             try:
                 wait_for_broker(KafkaSettings(bootstrap=broker.bootstrap), timeout=2)
                 return broker, True
-            except KafkaError:
+            except BrokerError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise DevKafkaError(

@@ -6,7 +6,7 @@ Library errors (confluent-kafka, httpx, Presidio, TOML) are converted at the bou
     ShadowtapError
     ├── ConfigError            bad settings: names the key and the fix
     ├── EnvelopeError          a record that is not a valid envelope (goes to the DLQ)
-    ├── KafkaError             the broker could not be reached or refused an operation
+    ├── BrokerError            the broker could not be reached or refused an operation
     │   ├── KafkaSecurityError the cluster refused our credentials or TLS (the message says which)
     │   └── DevKafkaError      the local development broker could not be set up or started
     ├── DependencyError        an installed library is a version shadowtap was not tested with
@@ -39,15 +39,15 @@ class EnvelopeError(ShadowtapError):
         self.reason = reason
 
 
-class KafkaError(ShadowtapError):
+class BrokerError(ShadowtapError):
     """The broker could not be reached or refused an operation."""
 
 
-class KafkaSecurityError(KafkaError):
+class KafkaSecurityError(BrokerError):
     """A wrong password, an untrusted broker certificate, a refused client certificate."""
 
 
-class DevKafkaError(KafkaError):
+class DevKafkaError(BrokerError):
     """The local development broker could not be fetched, started or stopped."""
 
 

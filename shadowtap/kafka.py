@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from shadowtap.config import KafkaSettings, Settings, TopicSettings
-from shadowtap.errors import KafkaError
+from shadowtap.errors import BrokerError
 from shadowtap.kafka_security import Security
 
 _HOUR_MS = 3_600_000
@@ -153,7 +153,7 @@ def create_topics(
                 ):
                     result[name] = "exists"
                 else:
-                    raise KafkaError(f"could not create topic {name}: {exc}") from exc
+                    raise BrokerError(f"could not create topic {name}: {exc}") from exc
         _await_visible(admin, [s.name for s in wanted], timeout)
     return result
 
@@ -171,7 +171,7 @@ def _await_visible(admin: AdminClient, names: list[str], timeout: float) -> None
             if found is not None and found.error is None and found.partitions:
                 break
             if time.monotonic() > deadline:
-                raise KafkaError(
+                raise BrokerError(
                     f"topic {name} was created but is not visible after {timeout:.0f}s"
                 )
             time.sleep(0.05)
@@ -225,7 +225,7 @@ def _metadata(admin: AdminClient, timeout: float) -> Any:
     try:
         return admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise KafkaError(f"Kafka did not answer within {timeout:.0f}s: {exc}") from exc
+        raise BrokerError(f"Kafka did not answer within {timeout:.0f}s: {exc}") from exc
 
 
 def _list_topics(admin: AdminClient, timeout: float) -> list[str]:

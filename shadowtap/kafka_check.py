@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException
 
 from shadowtap.config import KafkaSettings
-from shadowtap.errors import KafkaError, KafkaSecurityError
+from shadowtap.errors import BrokerError, KafkaSecurityError
 from shadowtap.kafka import make_admin
 from shadowtap.kafka_security import Security
 
@@ -39,7 +39,7 @@ def wait_for_broker(
     The start-up check of every command: a wrong password, an untrusted broker certificate
     or a refused client certificate raises KafkaSecurityError saying which as soon as a
     client reports it (about a second), not after ``timeout`` (default
-    ``kafka.connect_timeout_s``); no answer at all raises KafkaError after ``timeout``.
+    ``kafka.connect_timeout_s``); no answer at all raises BrokerError after ``timeout``.
     Refused connections are waited out: a broker may be starting. ``clients`` says which
     translations to try: ``librdkafka`` (every stage) and ``aiokafka`` (the processor's Faust
     app); the number of brokers is librdkafka's (0 when only aiokafka is tried).
@@ -80,7 +80,7 @@ def _try_librdkafka(
             last = err
         reported.clear()
         if time.monotonic() >= deadline:
-            raise KafkaError(
+            raise BrokerError(
                 f"Kafka at {kafka.bootstrap} did not answer within {timeout:g}s "
                 f"({security.describe()}): {_text(last)}; check kafka.bootstrap and that the "
                 f"listener speaks {security.protocol}"
@@ -115,7 +115,7 @@ async def _try_aiokafka(kafka: KafkaSettings, security: Security, timeout: float
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(conn.close(), 1.0)
         return
-    raise KafkaError(
+    raise BrokerError(
         f"the processor's aiokafka client could not connect to {kafka.bootstrap} "
         f"({security.describe()}): {last!r}"
     )

@@ -55,7 +55,7 @@ from shadowtap import dlq
 from shadowtap.config import Settings
 from shadowtap.deadletters import Letter, Marker, Selection, letters, markers, now_epoch_ms
 from shadowtap.envelope import decode, kafka_headers
-from shadowtap.errors import ConfigError, EnvelopeError, KafkaError
+from shadowtap.errors import BrokerError, ConfigError, EnvelopeError
 from shadowtap.kafka import (
     create_topics,
     make_admin,
@@ -196,7 +196,7 @@ class Redrive:
         if self.on_sent is not None:
             self.on_sent(self.report.sent)
         if failed:
-            raise KafkaError(
+            raise BrokerError(
                 f"{len(failed)} records could not be redriven (first: {failed[0]}); they stay "
                 "marked as in doubt, and the next redrive sends each unless it finds it arrived"
             )
@@ -266,7 +266,7 @@ class Redrive:
         kafka = self.settings.kafka
         if not topic_exists(kafka, way.topic):
             if way.stage != dlq.REPLAYER:
-                raise KafkaError(f"{way.topic} does not exist: run `shadowtap topics create`")
+                raise BrokerError(f"{way.topic} does not exist: run `shadowtap topics create`")
             self.report.warnings.append(
                 f"{way.topic} did not exist: no worker of group {way.group!r} of this shadowtap "
                 "version has started; the records wait there until one does"
@@ -328,7 +328,7 @@ class Redrive:
         if remaining:
             errors.append(f"{remaining} not acknowledged within {_FLUSH_S:.0f}s")
         if errors:
-            raise KafkaError(f"{doing}: {errors[0]}")
+            raise BrokerError(f"{doing}: {errors[0]}")
 
 
 def redriven_headers(letter: Letter) -> list[tuple[str, bytes]]:

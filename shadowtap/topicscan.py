@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, TopicPartition
 
 from shadowtap.config import KafkaSettings
-from shadowtap.errors import KafkaError
+from shadowtap.errors import BrokerError
 from shadowtap.kafka import make_consumer
 
 # A consumer group id is required by librdkafka; it is never joined (partitions are assigned).
@@ -44,7 +44,7 @@ def scan(
     """Every record of ``topic`` up to each partition's end offset when called.
 
     From the beginning, or from the first record at or after ``since_ms``, or from
-    ``starts[partition]``. Raises KafkaError when the topic does not exist or reading stalls
+    ``starts[partition]``. Raises BrokerError when the topic does not exist or reading stalls
     for ``timeout_s``.
     """
     consumer = make_consumer(kafka, _READER_GROUP, {"enable.partition.eof": True})
@@ -70,7 +70,7 @@ def scan(
             # consume() waits its whole timeout unless 500 records are there: keep it short
             messages: list[Any] = consumer.consume(500, 0.05)
             if not messages and time.monotonic() - quiet_since > timeout_s:
-                raise KafkaError(f"reading {topic} stalled: nothing for {timeout_s:.0f}s")
+                raise BrokerError(f"reading {topic} stalled: nothing for {timeout_s:.0f}s")
             for msg in messages:
                 quiet_since = time.monotonic()
                 err = msg.error()
@@ -79,7 +79,7 @@ def scan(
                     if err.code() == RdKafkaError._PARTITION_EOF:
                         pending.discard(p)
                         continue
-                    raise KafkaError(f"reading {topic}[{p}]: {err}")
+                    raise BrokerError(f"reading {topic}[{p}]: {err}")
                 if p not in pending or msg.offset() >= ends[p]:
                     pending.discard(p)
                     continue
@@ -87,7 +87,7 @@ def scan(
                 if msg.offset() >= ends[p] - 1:
                     pending.discard(p)
     except KafkaException as exc:
-        raise KafkaError(f"reading {topic}: {exc}") from exc
+        raise BrokerError(f"reading {topic}: {exc}") from exc
     finally:
         consumer.close()
 
@@ -98,7 +98,7 @@ def end_offsets(kafka: KafkaSettings, topic: str, timeout_s: float = 15.0) -> di
     try:
         return _ends(consumer, topic, timeout_s)
     except KafkaException as exc:
-        raise KafkaError(f"reading the end offsets of {topic}: {exc}") from exc
+        raise BrokerError(f"reading the end offsets of {topic}: {exc}") from exc
     finally:
         consumer.close()
 
@@ -109,7 +109,7 @@ def topic_exists(kafka: KafkaSettings, topic: str, timeout_s: float = 15.0) -> b
         found = consumer.list_topics(topic, timeout_s).topics.get(topic)
         return found is not None and found.error is None
     except KafkaException as exc:
-        raise KafkaError(f"Kafka did not answer within {timeout_s:.0f}s: {exc}") from exc
+        raise BrokerError(f"Kafka did not answer within {timeout_s:.0f}s: {exc}") from exc
     finally:
         consumer.close()
 
@@ -117,7 +117,9 @@ def topic_exists(kafka: KafkaSettings, topic: str, timeout_s: float = 15.0) -> b
 def _ends(consumer: Any, topic: str, timeout_s: float) -> dict[int, int]:
     found = consumer.list_topics(topic, timeout_s).topics.get(topic)
     if found is None or found.error is not None:
-        raise KafkaError(f"topic {topic} does not exist (create it with `shadowtap topics create`)")
+        raise BrokerError(
+            f"topic {topic} does not exist (create it with `shadowtap topics create`)"
+        )
     return {p: _watermarks(consumer, topic, p, timeout_s)[1] for p in found.partitions}
 
 

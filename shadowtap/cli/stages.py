@@ -17,7 +17,7 @@ from shadowtap.cli.settings import command_settings
 def collect_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    from shadowtap.errors import KafkaError, KafkaSecurityError
+    from shadowtap.errors import BrokerError, KafkaSecurityError
     from shadowtap.kafka_check import wait_for_broker
     from shadowtap.producers.collector import serve
 
@@ -27,7 +27,7 @@ def collect_command(args: argparse.Namespace) -> int:
         wait_for_broker(settings.kafka)
     except KafkaSecurityError:
         raise
-    except KafkaError as exc:  # capture never waits on Kafka: it drops and counts meanwhile
+    except BrokerError as exc:  # capture never waits on Kafka: it drops and counts meanwhile
         logging.getLogger("shadowtap.collect").warning("%s; collecting anyway", exc)
     asyncio.run(serve(settings, args.host, args.port))
     return 0

@@ -74,7 +74,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from shadowtap import dlq
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode
-from shadowtap.errors import ConfigError, EnvelopeError, KafkaError
+from shadowtap.errors import BrokerError, ConfigError, EnvelopeError
 from shadowtap.kafka import create_topics, make_consumer, make_producer, retry_topic_spec
 from shadowtap.replayers import results
 from shadowtap.replayers.metrics import Metrics
@@ -669,7 +669,7 @@ def run_replayer(
     try:
         _run(main())
     except KafkaException as exc:
-        raise KafkaError(f"replayer: {exc}") from exc
+        raise BrokerError(f"replayer: {exc}") from exc
     return 0
 
 
