@@ -22,7 +22,6 @@ from shadowtap.kafka import make_consumer
 # A consumer group id is required by librdkafka; it is never joined (partitions are assigned).
 _READER_GROUP = "shadowtap-dlq-tools"
 # What a partition answers for a moment after its topic was created or its leader moved.
-# What a partition answers for a moment after its topic was created or its leader moved.
 _SETTLING = frozenset(
     {
         RdKafkaError.NOT_LEADER_FOR_PARTITION,
