@@ -45,6 +45,7 @@ from typing import Any, Literal
 import orjson
 
 from shadowtap.errors import ConfigError
+from shadowtap.rules import RequestRule, check_paths
 
 ENV_PREFIX = "SHADOWTAP_"
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -142,27 +143,24 @@ class CaptureSettings:
     collector_secret_header: str = "X-Shadowtap-Secret"
     collector_metrics_port: int = 0
 
+    def __post_init__(self) -> None:
+        check_paths("include_paths", self.include_paths)
+        check_paths("exclude_paths", self.exclude_paths)
+
 
 @dataclass(frozen=True, slots=True)
-class SampleRule:
-    """Per-route sampling: ``percent`` of matching requests, at most ``rate_per_s`` (0: no cap).
+class SampleRule(RequestRule):
+    """Per-route sampling: ``percent`` of matching requests, at most ``rate_per_s`` (0: no cap)."""
 
-    ``path`` is a glob (``/api/*``) or, starting with ``^``, a regular expression.
-    """
-
-    path: str = "*"
-    methods: tuple[str, ...] = ()
     percent: float = 100.0
     rate_per_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class RouteRule:
+class RouteRule(RequestRule):
     """Send matching requests to ``topic`` instead of the mirror topic ("" drops them)."""
 
-    topic: str
-    path: str = "*"
-    methods: tuple[str, ...] = ()
+    topic: str = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,17 +274,9 @@ class ProcessorSettings:
     batch_within_s: float = 0.05
     session_timeout_s: float = 30.0
 
-
-@dataclass(frozen=True, slots=True)
-class RequestRule:
-    """Requests a replay target may (allow) or must never (deny) receive.
-
-    ``path`` is a glob (``/payments*``) or, starting with ``^``, a regular expression;
-    ``methods`` empty means every method.
-    """
-
-    path: str = "*"
-    methods: tuple[str, ...] = ()
+    def __post_init__(self) -> None:
+        check_paths("filter_paths", self.filter_paths)
+        check_paths("extra_filter_paths", self.extra_filter_paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,8 +292,8 @@ class ReplayerSettings:
     remove_headers: tuple[str, ...] = ()
     set_headers: dict[str, str] = field(default_factory=dict)
     add_headers: dict[str, str] = field(default_factory=dict)
-    allow: tuple[RequestRule, ...] = ()
-    deny: tuple[RequestRule, ...] = ()
+    allow: tuple[RequestRule, ...] = ()  # requests the target may receive (none: all)
+    deny: tuple[RequestRule, ...] = ()  # requests it must never receive
     # credentials
     auth_header: str = "authorization"
     auth_value: str = ""

@@ -48,9 +48,9 @@ import orjson
 from shadowtap.config import Settings
 from shadowtap.envelope import REDACTED, Envelope, Response, encode, kafka_headers
 from shadowtap.headers import Headers, cookie_value, header_value
-from shadowtap.processors._patterns import compile_paths, upper_methods
-from shadowtap.processors.sampling import should_sample
 from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher
+from shadowtap.rules import compile_paths, upper_methods
+from shadowtap.sampling import should_sample
 
 log = logging.getLogger("shadowtap.capture")
 

@@ -74,7 +74,7 @@ from shadowtap.errors import ConfigError, EnvelopeError, KafkaError
 from shadowtap.kafka import create_topics, make_consumer, make_producer, retry_topic_spec
 from shadowtap.replayers import results
 from shadowtap.replayers.metrics import Metrics
-from shadowtap.replayers.pacing import Pacer, TokenBucket, parse_rate, parse_speed
+from shadowtap.replayers.pacing import Pacer, parse_rate, parse_speed
 from shadowtap.replayers.policy import (
     Delivery,
     HttpxSender,
@@ -85,6 +85,7 @@ from shadowtap.replayers.policy import (
 )
 from shadowtap.replayers.rewrite import Rewriter, incomplete
 from shadowtap.replayers.tracker import CommitTracker
+from shadowtap.tokenbucket import TokenBucket
 
 log = logging.getLogger("shadowtap.replayer")
 

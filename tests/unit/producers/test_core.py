@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from shadowtap.headers import cookie_value
-from shadowtap.processors.sampling import should_sample
 from shadowtap.producers.core import REDACTED, BodyCopy, jwt_claim
+from shadowtap.sampling import should_sample
 
 from .conftest import Recorder
 
