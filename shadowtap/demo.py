@@ -34,7 +34,8 @@ from typing import Any
 
 import orjson
 
-from shadowtap.config import KafkaSettings, Settings, to_env
+from shadowtap.config import KafkaSettings, Settings
+from shadowtap.configload import to_env
 from shadowtap.devkafka import cache_dir, free_port, resolve_broker
 from shadowtap.envelope import Envelope, decode
 from shadowtap.errors import EnvelopeError, ShadowtapError
