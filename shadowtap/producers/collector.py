@@ -53,7 +53,7 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.errors import ConfigError
-from shadowtap.headers import Headers
+from shadowtap.headers import Headers, without
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.exchange import Exchange
 from shadowtap.producers.extract import parse_length
@@ -180,7 +180,7 @@ class Collector:
         with self.capturer.failsafe:
             named, headers = request.named, request.headers
             if self._secret_key in named:
-                headers = [(k, v) for k, v in headers if k.lower() != self._secret_header]
+                headers = without(headers, {self._secret_header})
             host, shadowed = unshadow(named.get(b"host", ""))
             if shadowed:
                 headers = [(k, host if k.lower() == "host" else v) for k, v in headers]

@@ -56,7 +56,7 @@ from urllib.parse import urlsplit
 from shadowtap.config import ReplayerSettings
 from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
-from shadowtap.headers import Headers, header_value
+from shadowtap.headers import Headers, header_value, without
 from shadowtap.rules import RouteMatcher
 
 HOP_BY_HOP = frozenset(
@@ -200,7 +200,7 @@ class Rewriter:
         headers = _strip_hop_by_hop(env.headers)
         drop = self._remove | self._set_names
         if drop:
-            headers = [(k, v) for k, v in headers if k.lower() not in drop]
+            headers = without(headers, drop)
         headers.extend(self._set)
         headers.extend(self._add)
         headers.append(("X-Shadowtap-Id", env.id))
@@ -209,8 +209,7 @@ class Rewriter:
             headers.append(("Idempotency-Key", env.id))
         credential = self._credential(env)
         if credential is not None:
-            name = self._auth_header.lower()
-            headers = [(k, v) for k, v in headers if k.lower() != name]
+            headers = without(headers, {self._auth_header.lower()})
             headers.append((self._auth_header, credential))
         host = env.host if self._keep_host and env.host else self.target.authority
         headers.insert(0, ("Host", host))
