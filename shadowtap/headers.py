@@ -7,6 +7,8 @@ first value is the one these helpers return.
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 Headers = list[tuple[str, str]]
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) mean something for one connection only: a replay
@@ -45,3 +47,8 @@ def cookie_value(headers: Headers, name: str) -> str | None:
             if sep and k == name:
                 return v
     return None
+
+
+def without(headers: Headers, names: Container[str]) -> Headers:
+    """``headers`` less every header whose name (any case) is in ``names`` (lowercase)."""
+    return [(k, v) for k, v in headers if k.lower() not in names]

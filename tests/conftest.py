@@ -160,7 +160,7 @@ def secured_settings(settings: Settings, secured_kafka: KafkaSettings) -> Settin
 def kafka_env(kafka: KafkaSettings, **changes: Any) -> dict[str, str]:
     """The environment of a ``shadowtap`` subprocess: os.environ without SHADOWTAP_*, plus
     ``kafka`` (with ``changes``) as SHADOWTAP_KAFKA_* variables."""
-    from shadowtap.config import to_env
+    from shadowtap.configload import to_env
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
     env.update(to_env("kafka", dataclasses.replace(kafka, **changes)))

@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from shadowtap.config import Settings, to_env
+from shadowtap.config import Settings
+from shadowtap.configload import to_env
 from shadowtap.errors import ShadowtapError
 
 

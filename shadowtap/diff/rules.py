@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shadowtap.config import build
+from shadowtap.configload import build
 from shadowtap.diff.endpoints import compile_template
 from shadowtap.diff.goals import parse_goal
 from shadowtap.diff.jsonpath import JsonPath

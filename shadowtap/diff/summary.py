@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from shadowtap.config import build
+from shadowtap.configload import build
 from shadowtap.errors import ConfigError
 
 VERSION = 1

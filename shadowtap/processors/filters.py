@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from shadowtap.config import ProcessorSettings
 from shadowtap.envelope import Envelope
-from shadowtap.processors._patterns import compile_paths
+from shadowtap.rules import compile_paths
 
 
 class ProbeFilter:

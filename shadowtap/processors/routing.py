@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from shadowtap.config import RouteRule
 from shadowtap.envelope import Envelope
-from shadowtap.processors._patterns import RouteMatcher
+from shadowtap.rules import RouteMatcher
 
 
 class Router:

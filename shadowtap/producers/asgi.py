@@ -13,37 +13,21 @@ body chunk has been sent. Websocket and lifespan scopes pass straight through; l
 shutdown flushes the queue with a bounded timeout. App exceptions propagate untouched and
 the request is still captured (status 500 if no response had started). A body the app did
 not read to its end, or that the client cut off, is recorded as missing with its declared
-size (``meta.request_body_skipped``), never as a complete body. Settings and that marking
-are in :mod:`shadowtap.producers.core`.
+size (``meta.request_body_skipped``), never as a complete body. Settings are in
+:mod:`shadowtap.producers.core`, that marking in :mod:`shadowtap.producers.exchange`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-import urllib.parse
-from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Response, new_id
-from shadowtap.headers import Headers, header_value
-from shadowtap.producers.core import (
-    PATH_SAFE,
-    BodyCopy,
-    Capturer,
-    content_length,
-    parse_length,
-)
+from shadowtap.headers import Headers
+from shadowtap.producers.core import Capturer
+from shadowtap.producers.exchange import BodyCopy, Exchange
+from shadowtap.producers.extract import parse_length, scope_path, scope_server
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
-
-
-def scope_path(scope: Scope) -> str:
-    """The path as the client sent it: ``raw_path`` when the server gives it, else re-quoted."""
-    raw: bytes | None = scope.get("raw_path")
-    if raw:
-        return raw.decode("latin-1").split("?", 1)[0]
-    return urllib.parse.quote(scope.get("root_path", "") + scope["path"], safe=PATH_SAFE)
 
 
 class ShadowtapMiddleware:
@@ -68,19 +52,17 @@ class ShadowtapMiddleware:
         cap = self.capturer
         method: str = scope["method"]
         path = scope_path(scope)
-        if not cap.wants(method, path):
+        request_id = cap.admit(method, path)
+        if request_id is None:
             return await self.app(scope, receive, send)
-        request_id = new_id()
-        if not cap.admits(request_id):
-            return await self.app(scope, receive, send)
-        exchange = _Exchange(cap, scope, receive, send)
+        exchange = _AsgiExchange(cap, scope, receive, send, request_id, method, path)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
             exchange.error = type(exc).__name__
             raise
         finally:
-            exchange.publish(request_id, method, path)
+            exchange.publish()
 
     def _lifespan_receive(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
@@ -92,26 +74,31 @@ class ShadowtapMiddleware:
         return wrapped
 
 
-class _Exchange:
-    """One request/response pair as it streams through; bounded copies only.
+class _AsgiExchange(Exchange):
+    """An exchange filled in from ASGI messages as they pass: ``receive`` and ``send`` tee.
 
     Runs on every captured request, so it reads each header list once and guards with
     plain try/except (a context manager would cost more than the rest of the copy).
     """
 
-    __slots__ = (
-        "_receive", "_send", "cap", "disconnected", "error", "host", "raw_headers", "request",
-        "request_read", "response", "response_headers", "scope", "started", "status", "t0",
-        "ts",
-    )  # fmt: skip
+    __slots__ = ("_receive", "_send", "cap", "raw_headers", "scope")
+    response: BodyCopy  # always: an app's response
 
-    def __init__(self, cap: Capturer, scope: Scope, receive: Receive, send: Send) -> None:
+    # Positional on purpose: keyword arguments cost about 1,200 instructions per request here.
+    def __init__(  # noqa: PLR0917
+        self,
+        cap: Capturer,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        method: str,
+        path: str,
+    ) -> None:
         self.cap = cap
         self.scope = scope
         self._receive = receive
         self._send = send
-        self.ts = time.time_ns() // 1_000_000
-        self.t0 = time.perf_counter()
         self.raw_headers = scope.get("headers") or ()
         host = length = content_type = None
         chunked = False
@@ -124,19 +111,13 @@ class _Exchange:
                 content_type = value
             elif len(key) == 17 and key.lower() == b"transfer-encoding":
                 chunked = True
-        self.host = host.decode("latin-1") if host is not None else _server(scope)
-        self.request = cap.request_copy(
+        request = cap.request_copy(
             parse_length(length),
             chunked=chunked,
             content_type=None if content_type is None else content_type.decode("latin-1"),
         )
-        self.request_read = False
-        self.response = BodyCopy(cap.max_response_body)
-        self.response_headers: Headers = []
-        self.status = 0
-        self.started = False
-        self.disconnected = False
-        self.error = ""
+        super().__init__(request_id, method, path, request, BodyCopy(cap.max_response_body))
+        self.host = host.decode("latin-1") if host is not None else scope_server(scope)
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -144,11 +125,11 @@ class _Exchange:
             if message["type"] == "http.request":
                 self.request.add(message.get("body", b""))
                 if not message.get("more_body", False):
-                    self.request_read = True
+                    self.whole = True
             elif message["type"] == "http.disconnect":
-                self.disconnected = True
+                self.cut = True
         except Exception:
-            self.cap.metrics.count_dropped("internal-error")
+            self.cap.failsafe.caught()
         return message
 
     async def send(self, message: Message) -> None:
@@ -158,60 +139,34 @@ class _Exchange:
             elif message["type"] == "http.response.start":
                 self._start(message)
         except Exception:
-            self.cap.metrics.count_dropped("internal-error")
+            self.cap.failsafe.caught()
         await self._send(message)
 
     def _start(self, message: Message) -> None:
-        self.started = True
         self.status = message["status"]
-        headers = self.response_headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())
-        ]
-        limit = self.cap.max_response_body
-        declared = content_length(headers)
-        if not self.cap.wants_body(header_value(headers, "content-type")):
-            declared = limit + 1
-        self.response = BodyCopy(limit, declared)
+        headers: Headers = []
+        length = content_type = None
+        for key, value in message.get("headers", ()):
+            text = value.decode("latin-1")
+            headers.append((key.decode("latin-1"), text))
+            if len(key) == 14 and length is None and key.lower() == b"content-length":
+                length = text
+            elif len(key) == 12 and content_type is None and key.lower() == b"content-type":
+                content_type = text
+        self.response_headers = headers
+        self.response = self.cap.response_copy(parse_length(length), content_type)
 
-    def publish(self, request_id: str, method: str, path: str) -> None:
+    def publish(self) -> None:
         try:
             scope = self.scope
-            meta: dict[str, Any] = {}
-            if self.disconnected:
-                meta["client_disconnected"] = True
-            if self.error:
-                meta["app_error"] = self.error
-            request, response = self.request, self.response
-            request.finish(whole=self.request_read, disconnected=self.disconnected)
+            self.scheme = scope.get("scheme", "http")
+            self.query = scope.get("query_string", b"").decode("latin-1")
+            self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers]
             client = scope.get("client")
-            self.cap.publish(
-                request_id=request_id,
-                ts=self.ts,
-                method=method,
-                scheme=scope.get("scheme", "http"),
-                host=self.host,
-                path=path,
-                query=scope.get("query_string", b"").decode("latin-1"),
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers],
-                request=request,
-                client=client[0] if client else "",
-                response=Response(
-                    status=self.status if self.started else 500,
-                    headers=self.response_headers,
-                    body=response.value(),
-                    duration_ms=round((time.perf_counter() - self.t0) * 1000, 3),
-                    body_size=response.size,
-                    truncated=response.truncated,
-                ),
-                meta=meta,
-            )
+            self.client = client[0] if client else ""
+            if self.cut:
+                self.meta["client_disconnected"] = True
         except Exception:
-            self.cap.metrics.count_dropped("internal-error")
-
-
-def _server(scope: Scope) -> str:
-    server = scope.get("server")
-    if not server:
-        return ""
-    host, port = server
-    return f"{host}:{port}" if port else str(host)
+            self.cap.failsafe.caught()
+            return
+        self.cap.publish(self)

@@ -6,8 +6,9 @@
 Point a proxy's mirror at it (examples in ``deploy/nginx``, ``deploy/envoy``,
 ``deploy/istio``). Each request it receives is a copy of a production request: it answers
 ``204`` as soon as the request has been read and queues the envelope without waiting on
-Kafka, because nginx holds a client's next request until its mirror subrequest finishes
-(see FINDINGS.md): whatever the collector costs, production pays (``bench/collect.py``).
+Kafka, because nginx holds a client's next keep-alive request until that request's mirror
+subrequest has been answered: whatever the collector costs, production pays
+(``bench/collect.py``).
 
 - Envoy and Istio append ``-shadow`` to the Host/authority of mirrored requests: it is
   removed again (``api.example.com-shadow:8080`` → ``api.example.com:8080``).
@@ -35,8 +36,8 @@ frames a body decides where the next request starts (request smuggling): never g
 
 A connection that closes inside a request's body, after its head, is recorded marked as
 the middleware marks it (``truncated``, the declared size, ``meta.request_body_skipped =
-"client-disconnected"``, see :mod:`shadowtap.producers.core`); one that closes inside a head
-is counted as ``closed-mid-head``.
+"client-disconnected"``, see :mod:`shadowtap.producers.exchange`); one that closes inside a
+head is counted as ``closed-mid-head``.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ from types import ModuleType
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.envelope import new_id
 from shadowtap.errors import ConfigError
-from shadowtap.headers import Headers
-from shadowtap.producers.core import BodyCopy, Capturer, parse_length
+from shadowtap.headers import Headers, without
+from shadowtap.producers.core import Capturer
+from shadowtap.producers.exchange import Exchange
+from shadowtap.producers.extract import parse_length
 
 log = logging.getLogger("shadowtap.collect")
 
@@ -153,30 +155,48 @@ class Collector:
         self.capturer.metrics.count_dropped("forbidden")
         return False
 
-    def publish(self, request: _Request, body: BodyCopy, peer: str) -> None:
-        with self.capturer.guard():
+    def begin(self, request: _Request) -> None:
+        """The head is complete: capture the request if the capture rules admit it."""
+        cap = self.capturer
+        path = request.target.partition("?")[0]
+        request_id = cap.admit(request.method, path)
+        if request_id is None:
+            return
+        named = request.named
+        copy = cap.request_copy(
+            parse_length(named.get(b"content-length")),
+            chunked=b"transfer-encoding" in named,
+            content_type=named.get(b"content-type"),
+        )
+        exchange = request.exchange = Exchange(request_id, request.method, path, copy, None)
+        exchange.ts = request.ts  # its first byte, not the end of its head
+        exchange.meta["capture"] = "collector"
+
+    def publish(self, request: _Request, peer: str, *, whole: bool) -> None:
+        """The request ended, ``whole`` or cut off by the peer: queue its record."""
+        exchange = request.exchange
+        if exchange is None:
+            return
+        with self.capturer.failsafe:
             named, headers = request.named, request.headers
             if self._secret_key in named:
-                headers = [(k, v) for k, v in headers if k.lower() != self._secret_header]
+                headers = without(headers, {self._secret_header})
             host, shadowed = unshadow(named.get(b"host", ""))
             if shadowed:
                 headers = [(k, host if k.lower() == "host" else v) for k, v in headers]
+                exchange.meta["unshadowed_host"] = True
             forwarded = named.get(b"x-forwarded-for")
-            client = (
+            exchange.client = (
                 (forwarded.split(",")[0].strip() if forwarded else None)
                 or named.get(b"x-real-ip")
                 or peer
             )
-            meta: dict[str, object] = {"capture": "collector"}
-            if shadowed:
-                meta["unshadowed_host"] = True
-            path, _, query = request.target.partition("?")
-            self.capturer.publish(
-                request_id=request.id, ts=request.ts, method=request.method,
-                scheme=named.get(b"x-forwarded-proto") or "http",
-                host=host, path=path, query=query, headers=headers, request=body,
-                client=client, response=None, meta=meta,
-            )  # fmt: skip
+            exchange.scheme = named.get(b"x-forwarded-proto") or "http"
+            exchange.host = host
+            exchange.query = request.target.partition("?")[2]
+            exchange.headers = headers
+            exchange.whole, exchange.cut = whole, not whole
+            self.capturer.publish(exchange)
 
 
 class _Reject(Exception):
@@ -190,7 +210,7 @@ class _Reject(Exception):
 class _Request:
     """One request as the parser hands it over."""
 
-    __slots__ = ("body", "headers", "hosts", "id", "method", "named", "target", "ts")
+    __slots__ = ("exchange", "headers", "hosts", "method", "named", "target", "ts")
 
     def __init__(self) -> None:
         self.ts = time.time_ns() // 1_000_000
@@ -201,8 +221,7 @@ class _Request:
         self.named: dict[bytes, str] = {}
         self.hosts = 0
         self.method = ""
-        self.id = ""
-        self.body: BodyCopy | None = None  # a copy only for a captured request
+        self.exchange: Exchange | None = None  # only for a captured request
 
 
 class _Connection(asyncio.Protocol):
@@ -247,8 +266,7 @@ class _Connection(asyncio.Protocol):
             if isinstance(cause, _Reject):
                 self._reject(cause.reason)
             else:  # our own bug: count it, never take the process down
-                log.debug("collector callback failed", exc_info=cause)
-                collector.capturer.metrics.count_dropped("internal-error")
+                collector.capturer.failsafe.caught(cause)
                 self._close()
             return
         except collector.parser_error as exc:
@@ -317,23 +335,12 @@ class _Connection(asyncio.Protocol):
         self.in_body = True
         request.method = parser.get_method().decode("latin-1")
         request.target = self.url.decode("latin-1")
-        cap = self.collector.capturer
-        path = request.target.partition("?")[0]
-        if not cap.wants(request.method, path):
-            return
-        request.id = new_id()
-        if cap.admits(request.id):
-            named = request.named
-            request.body = cap.request_copy(
-                parse_length(named.get(b"content-length")),
-                chunked=b"transfer-encoding" in named,
-                content_type=named.get(b"content-type"),
-            )
+        self.collector.begin(request)
 
     def on_body(self, body: bytes) -> None:
         request = self.request
-        if request is not None and request.body is not None:
-            request.body.add(body)
+        if request is not None and request.exchange is not None:
+            request.exchange.request.add(body)
 
     def on_message_complete(self) -> None:
         request, self.request = self.request, None
@@ -346,9 +353,7 @@ class _Connection(asyncio.Protocol):
             transport.write(_FORBIDDEN)
         else:
             transport.write(_NO_CONTENT)
-            if request.body is not None:
-                request.body.finish(whole=True, disconnected=False)
-                self.collector.publish(request, request.body, self.peer)
+            self.collector.publish(request, self.peer, whole=True)
         if not keep_alive:
             self._close()
 
@@ -371,9 +376,8 @@ class _Connection(asyncio.Protocol):
             self.collector.capturer.metrics.count_dropped("closed-mid-head")
             return
         self.in_body = False
-        if request.body is not None and self.collector.allowed(request):
-            request.body.finish(whole=False, disconnected=True)
-            self.collector.publish(request, request.body, self.peer)
+        if request.exchange is not None and self.collector.allowed(request):
+            self.collector.publish(request, self.peer, whole=False)
 
     def _close(self) -> None:
         """Lingering close (RFC 9112 §9.6): answers are sent, then what still comes is dropped.

@@ -19,49 +19,80 @@ Every decision is made before anything is copied, from settings compiled once
 - ``hash_key`` — the HMAC key for those hashes (set it; the default is for development);
 - ``source`` — the service name written into every record.
 
-A record says what it lacks. A request body that did not pass through capture whole is
-never passed off as a complete (or empty) body: the record keeps no body, says
-``truncated: true``, keeps the larger of the declared (Content-Length) and the seen size in
-``body_size``, and says why in ``meta.request_body_skipped``:
-
-- ``not-read`` — the app answered without reading it all (a 401, 404 or 422 before the body;
-  capture never reads ahead of the app to find out what it was);
-- ``client-disconnected`` — the client went away mid-body;
-- ``content-type`` — ``content_types`` leaves this type out.
-
-A body only over ``max_request_body`` passed through whole and is just ``truncated``.
-:class:`BodyCopy` holds this marking for every adapter (ASGI, WSGI, Django, collector).
+An adapter asks :meth:`Capturer.admit` first (a request id, or None: not captured), fills in
+an :class:`~shadowtap.producers.exchange.Exchange` as the request and response pass, and
+hands it to :meth:`Capturer.publish`, which makes the record (what it says about bodies
+that did not pass whole: see :mod:`shadowtap.producers.exchange`). Capture's own failures
+go through :class:`Failsafe`, never into the app.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterator
-from typing import Any
+import time
+from types import TracebackType
 
 import orjson
 
 from shadowtap.config import Settings
-from shadowtap.envelope import REDACTED, Envelope, Response, encode, kafka_headers
+from shadowtap.envelope import REDACTED, Envelope, Response, encode, kafka_headers, new_id
 from shadowtap.headers import Headers, cookie_value, header_value
-from shadowtap.processors._patterns import compile_paths, upper_methods
-from shadowtap.processors.sampling import should_sample
-from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher
+from shadowtap.producers.exchange import CONTENT_TYPE, BodyCopy, Exchange
+from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher, RateLimitedLog
+from shadowtap.rules import compile_paths, upper_methods
+from shadowtap.sampling import should_sample
 
 log = logging.getLogger("shadowtap.capture")
 
-# RFC 3986 path characters that need no escaping, and '%' so existing escapes stay as they are.
-PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization")
 
-# Why a record's request body is not the whole body (``meta.request_body_skipped``).
-NOT_READ = "not-read"
-CLIENT_DISCONNECTED = "client-disconnected"
-CONTENT_TYPE = "content-type"
+
+class Failsafe:
+    """Where capture's own failures end: swallowed, counted, logged at most once per interval.
+
+    A bug in shadowtap must never reach the app's users. Each failure drops that request's
+    record, counted as ``shadowtap_capture_dropped{reason="internal-error"}``, and is logged
+    with its traceback once per ``capture.log_interval_s`` (saying how many were suppressed)::
+
+        with capturer.failsafe:          # a class, not a generator: about 0.2 µs
+            ...
+        try:                             # the ASGI hot path: a plain try costs nothing
+            ...
+        except Exception:
+            capturer.failsafe.caught()
+    """
+
+    __slots__ = ("_log", "_metrics")
+
+    def __init__(self, metrics: CaptureMetrics, interval_s: float) -> None:
+        self._metrics = metrics
+        self._log = RateLimitedLog(interval_s, log)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if not isinstance(exc, Exception):
+            return False  # none, or KeyboardInterrupt and the like: not ours to stop
+        self.caught(exc)
+        return True
+
+    def caught(self, exc: BaseException | None = None) -> None:
+        """Count and log one failure: the exception being handled, unless ``exc`` is given."""
+        self._metrics.count_dropped("internal-error")
+        self._log.log(
+            logging.WARNING,
+            "shadowtap: capture failed, this request is not recorded (a shadowtap bug)",
+            exc_info=True if exc is None else exc,
+        )
 
 
 class Capturer:
@@ -95,6 +126,7 @@ class Capturer:
         self._hash_key = (c.hash_key or "shadowtap-development-key").encode()
         self.metrics = publisher.metrics if publisher is not None else CaptureMetrics(metric_hook)
         self.publisher = publisher if publisher is not None else Publisher(settings, self.metrics)
+        self.failsafe = Failsafe(self.metrics, c.log_interval_s)
 
     def wants(self, method: str, path: str) -> bool:
         """Whether this request is captured at all (before any id, hash or copy)."""
@@ -108,22 +140,22 @@ class Capturer:
             return False
         return self._exclude is None or self._exclude.match(path) is None
 
-    def sampled(self, request_id: str) -> bool:
-        return should_sample(request_id, self.sample_percent)
-
-    def admits(self, request_id: str) -> bool:
-        """Sampled in, and there is room to queue it.
+    def admit(self, method: str, path: str) -> str | None:
+        """The new request's id when it is captured: wanted, sampled in, and there is room.
 
         With the queue full (Kafka down or too slow) the request is dropped and counted here,
         before anything is copied or encoded: an outage costs the app a length check.
         """
+        if not self.wants(method, path):
+            return None
+        request_id = new_id()
         if not should_sample(request_id, self.sample_percent):
-            return False
+            return None
         if self.publisher.full():
             self.metrics.count_dropped("queue-full")
             self.publisher.warn_full()
-            return False
-        return True
+            return None
+        return request_id
 
     def wants_body(self, content_type: str | None) -> bool:
         if not self._content_types:
@@ -138,6 +170,15 @@ class Capturer:
         if self.wants_body(content_type):
             return BodyCopy(self.max_request_body, declared, expected=expected)
         return BodyCopy(0, declared, expected=expected, skipped=CONTENT_TYPE)
+
+    def response_copy(
+        self, declared: int | None = None, content_type: str | None = None
+    ) -> BodyCopy:
+        """The bounded copy of a response body, decided from its head before any byte."""
+        copy = BodyCopy(self.max_response_body, declared)
+        if not self.wants_body(content_type):
+            copy.skip()
+        return copy
 
     def redact(self, headers: Headers) -> Headers:
         redact = self._redact
@@ -166,142 +207,62 @@ class Capturer:
             value = jwt_claim(header_value(headers, "authorization"), self._principal_claim)
         return None if value is None else self.keyed_hash(value)
 
-    def publish(
-        self,
-        *,
-        request_id: str,
-        ts: int,
-        method: str,
-        scheme: str,
-        host: str,
-        path: str,
-        query: str,
-        headers: Headers,
-        request: BodyCopy,
-        client: str,
-        response: Response | None,
-        meta: dict[str, Any] | None = None,
-    ) -> None:
-        """Build the envelope (redacted, keyed) and queue it; never raises."""
-        try:
-            meta = meta or {}
-            if request.truncated and request.skipped:
-                meta["request_body_skipped"] = request.skipped
-            principal = self.principal(headers)
-            if principal is not None:
-                meta["principal"] = principal
-            key = self.session_key(headers)
-            if response is not None:
-                response.headers = self.redact(response.headers)
-            env = Envelope(
-                id=request_id,
-                ts=ts,
-                source=self.source,
-                method=method,
-                scheme=scheme,
-                host=host,
-                path=path,
-                query=query,
-                headers=self.redact(headers),
-                body=request.value(),
-                body_size=request.body_size,
-                truncated=request.truncated,
-                client=client,
-                response=response,
-                meta=meta,
+    def envelope(self, exchange: Exchange) -> Envelope:
+        """The record of a finished exchange: redacted, with what it lacks said in ``meta``."""
+        request = exchange.request
+        request.finish(whole=exchange.whole, disconnected=exchange.cut)
+        meta = exchange.meta
+        if exchange.error:
+            meta["app_error"] = exchange.error
+        if request.truncated and request.skipped:
+            meta["request_body_skipped"] = request.skipped
+        response = None
+        copy = exchange.response
+        if copy is not None:
+            if copy.truncated and copy.skipped:
+                meta["response_body_skipped"] = copy.skipped
+            response = Response(
+                status=exchange.status or 500,
+                headers=self.redact(exchange.response_headers),
+                body=copy.value(),
+                duration_ms=round((time.perf_counter() - exchange.t0) * 1000, 3),
+                body_size=copy.size,
+                truncated=copy.truncated,
             )
-            self.publisher.publish(encode(env), key or request_id.encode(), kafka_headers(env))
-        except Exception:  # plain try: this runs on every captured request
-            self._internal_error()
+        principal = self.principal(exchange.headers)
+        if principal is not None:
+            meta["principal"] = principal
+        return Envelope(
+            id=exchange.id,
+            ts=exchange.ts,
+            source=self.source,
+            method=exchange.method,
+            scheme=exchange.scheme,
+            host=exchange.host,
+            path=exchange.path,
+            query=exchange.query,
+            headers=self.redact(exchange.headers),
+            body=request.value(),
+            body_size=request.body_size,
+            truncated=request.truncated,
+            client=exchange.client,
+            response=response,
+            meta=meta,
+        )
 
-    @contextlib.contextmanager
-    def guard(self) -> Iterator[None]:
-        """Swallow and count our own failures: they must never reach the app's users."""
+    def publish(self, exchange: Exchange) -> None:
+        """Queue the record of a finished exchange, keyed by its session; never raises."""
         try:
-            yield
-        except Exception:
-            self._internal_error()
-
-    def _internal_error(self) -> None:
-        self.metrics.count_dropped("internal-error")
-        log.debug("shadowtap capture failed", exc_info=True)
+            env = self.envelope(exchange)
+            key = self.session_key(exchange.headers) or env.id.encode()
+            self.publisher.publish(encode(env), key, kafka_headers(env))
+        except Exception:  # a plain try: this runs on every captured request
+            self.failsafe.caught()
 
     def flush(self, timeout: float | None = None) -> int:
-        with contextlib.suppress(Exception):
+        with self.failsafe:
             return self.publisher.flush(timeout)
         return 0
-
-
-class BodyCopy:
-    """A bounded copy of a body as it streams past; past the limit it keeps only the size.
-
-    Also the one place that marks a request body which did not pass through whole
-    (:meth:`finish`), so every adapter writes the same record for it.
-    """
-
-    __slots__ = ("chunks", "declared", "expected", "limit", "size", "skipped", "truncated")
-
-    def __init__(
-        self, limit: int, declared: int | None = None, *, expected: bool = True, skipped: str = ""
-    ) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.limit = limit
-        self.declared = declared
-        # Whether the head announced a body (Content-Length > 0 or chunked).
-        self.expected = expected
-        # Why no bytes are kept although there is a body (see the module docstring).
-        self.skipped = skipped
-        # Decided from Content-Length before buffering anything (as Sentry does).
-        self.truncated = declared is not None and declared > limit
-
-    def add(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        self.size += len(chunk)
-        if self.truncated:
-            return
-        if self.size > self.limit:
-            self.truncated = True
-            self.chunks = []
-            return
-        self.chunks.append(bytes(chunk))
-
-    def finish(self, *, whole: bool, disconnected: bool) -> None:
-        """The exchange is over: mark a body the head announced that did not pass whole.
-
-        ``whole``: the app read it to its end. Otherwise the client went away mid-body
-        (``disconnected``) or the app answered without reading it all.
-        """
-        if whole or not self.expected:
-            return
-        self.skipped = CLIENT_DISCONNECTED if disconnected else NOT_READ
-        self.truncated = True
-        self.chunks = []
-
-    @property
-    def body_size(self) -> int:
-        """The size a record gives: the declared one when the bytes are not all there."""
-        if self.truncated and self.declared is not None and self.declared > self.size:
-            return self.declared
-        return self.size
-
-    def value(self) -> bytes:
-        return b"" if self.truncated else b"".join(self.chunks)
-
-
-def content_length(headers: Headers) -> int | None:
-    return parse_length(header_value(headers, "content-length"))
-
-
-def parse_length(value: str | bytes | None) -> int | None:
-    """A Content-Length value as a number, or None when absent or not a number."""
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 def jwt_claim(authorization: str | None, claim: str) -> str | None:

@@ -14,7 +14,7 @@ so it sees the final response.
 Django hands middleware a parsed request, so the body is copied only if the app read it
 (``request.body``); a body the app never read, or read as a stream, is not read here and
 the record says so with its declared size (``meta.request_body_skipped = "not-read"``, the
-marking every adapter uses: see :mod:`shadowtap.producers.core`). Streaming and file
+marking every adapter uses: see :mod:`shadowtap.producers.exchange`). Streaming and file
 responses pass through untouched and are captured without their body. For byte-exact
 headers wrap the WSGI/ASGI application with :mod:`shadowtap.producers.wsgi` or
 :mod:`shadowtap.producers.asgi` instead.
@@ -22,16 +22,13 @@ headers wrap the WSGI/ASGI application with :mod:`shadowtap.producers.wsgi` or
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Response, new_id
-from shadowtap.headers import Headers
-from shadowtap.producers.asgi import scope_path
-from shadowtap.producers.core import Capturer, parse_length
-from shadowtap.producers.wsgi import raw_path, request_headers
+from shadowtap.producers.core import Capturer
+from shadowtap.producers.exchange import BodyCopy, Exchange
+from shadowtap.producers.extract import environ_headers, environ_path, parse_length, scope_path
 
 _capturer: Capturer | None = None
 
@@ -68,103 +65,93 @@ class ShadowtapDjangoMiddleware:
     def __call__(self, request: Any) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        start = self._start(request)
-        if start is None:
+        exchange = self._start(request)
+        if exchange is None:
             return self.get_response(request)
         try:
             response = self.get_response(request)
         except BaseException as exc:
-            self._publish(request, start, None, type(exc).__name__)
+            exchange.error = type(exc).__name__
+            self._publish(exchange, request, None)
             raise
-        self._publish(request, start, response, "")
+        self._publish(exchange, request, response)
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        start = self._start(request)
+        exchange = self._start(request)
         get_response: Callable[[Any], Awaitable[Any]] = self.get_response
-        if start is None:
+        if exchange is None:
             return await get_response(request)
         try:
             response = await get_response(request)
         except BaseException as exc:
-            self._publish(request, start, None, type(exc).__name__)
+            exchange.error = type(exc).__name__
+            self._publish(exchange, request, None)
             raise
-        self._publish(request, start, response, "")
+        self._publish(exchange, request, response)
         return response
 
-    def _start(self, request: Any) -> tuple[str, str, int, float] | None:
+    def _start(self, request: Any) -> Exchange | None:
         cap = self.capturer
-        with cap.guard():
+        with cap.failsafe:
             # Under ASGI, META's PATH_INFO is already decoded: the scope has the wire form.
             scope = getattr(request, "scope", None)
-            path = scope_path(scope) if scope is not None else raw_path(request.META)
-            if not cap.wants(request.method, path):
+            path = scope_path(scope) if scope is not None else environ_path(request.META)
+            request_id = cap.admit(request.method, path)
+            if request_id is None:
                 return None
-            request_id = new_id()
-            if not cap.admits(request_id):
-                return None
-            return request_id, path, time.time_ns() // 1_000_000, time.perf_counter()
+            environ = request.META
+            copy = cap.request_copy(
+                parse_length(environ.get("CONTENT_LENGTH")),
+                chunked="HTTP_TRANSFER_ENCODING" in environ,
+                content_type=environ.get("CONTENT_TYPE"),
+            )
+            exchange = Exchange(
+                request_id, request.method, path, copy, BodyCopy(cap.max_response_body)
+            )
+            exchange.meta["capture"] = "django"
+            return exchange
         return None
 
-    def _publish(
-        self, request: Any, start: tuple[str, str, int, float], response: Any, error: str
-    ) -> None:
+    def _publish(self, exchange: Exchange, request: Any, response: Any) -> None:
         cap = self.capturer
-        with cap.guard():
-            request_id, path, ts, t0 = start
-            meta: dict[str, Any] = {"capture": "django"}
-            if error:
-                meta["app_error"] = error
+        with cap.failsafe:
             environ = request.META
-            headers: Headers = request_headers(environ)
-            declared = parse_length(environ.get("CONTENT_LENGTH"))
-            chunked = "HTTP_TRANSFER_ENCODING" in environ
-            copy = cap.request_copy(
-                declared, chunked=chunked, content_type=environ.get("CONTENT_TYPE")
-            )
-            # Django keeps the body it read in ``_body``; read as a stream, it is not there.
-            # Under WSGI it reads a chunked body without Content-Length as empty.
-            body: bytes | None = getattr(request, "_body", None)
-            if body is not None:
-                copy.add(body)
-            short = body is not None and declared is not None and len(body) < declared
-            unread = body is None or (chunked and declared is None and not body)
-            copy.finish(whole=not (unread or short), disconnected=short)
-            cap.publish(
-                request_id=request_id,
-                ts=ts,
-                method=request.method,
-                scheme=request.scheme,
-                host=environ.get("HTTP_HOST", ""),
-                path=path,
-                query=environ.get("QUERY_STRING", ""),
-                headers=headers,
-                request=copy,
-                client=environ.get("REMOTE_ADDR", ""),
-                response=_response(cap, response, t0),
-                meta=meta,
-            )
+            exchange.scheme = request.scheme
+            exchange.host = environ.get("HTTP_HOST", "")
+            exchange.query = environ.get("QUERY_STRING", "")
+            exchange.headers = environ_headers(environ)
+            exchange.client = environ.get("REMOTE_ADDR", "")
+            _request_body(exchange, request)
+            if response is not None:
+                _response(cap, exchange, response)
+            cap.publish(exchange)
 
 
-def _response(cap: Capturer, response: Any, t0: float) -> Response:
-    duration = round((time.perf_counter() - t0) * 1000, 3)
-    if response is None:
-        return Response(status=500, duration_ms=duration)
-    headers: Headers = [(k, v) for k, v in response.items()]
-    headers += [("Set-Cookie", morsel.OutputString()) for morsel in response.cookies.values()]
-    body = b""
-    truncated = True
-    size = 0
-    if not getattr(response, "streaming", False):
-        content: bytes = response.content
-        size = len(content)
-        truncated = size > cap.max_response_body or not cap.wants_body(response.get("Content-Type"))
-        body = b"" if truncated else content
-    return Response(
-        status=response.status_code,
-        headers=headers,
-        body=body,
-        duration_ms=duration,
-        body_size=size,
-        truncated=truncated,
-    )
+def _request_body(exchange: Exchange, request: Any) -> None:
+    """What Django read of the body: it keeps it in ``_body``; read as a stream, it is not
+    there. Under WSGI it reads a chunked body without Content-Length as empty."""
+    copy = exchange.request
+    body: bytes | None = getattr(request, "_body", None)
+    if body is not None:
+        copy.add(body)
+    declared = copy.declared
+    short = body is not None and declared is not None and len(body) < declared
+    unread = body is None or (copy.expected and declared is None and not body)
+    exchange.whole = not (unread or short)
+    exchange.cut = short
+
+
+def _response(cap: Capturer, exchange: Exchange, response: Any) -> None:
+    exchange.status = response.status_code
+    exchange.response_headers = [(k, v) for k, v in response.items()]
+    exchange.response_headers += [
+        ("Set-Cookie", morsel.OutputString()) for morsel in response.cookies.values()
+    ]
+    if getattr(response, "streaming", False):
+        copy = cap.response_copy()
+        copy.skip()  # streamed to the client, not read here
+    else:
+        copy = cap.response_copy(None, response.get("Content-Type"))
+        copy.add(response.content)
+    exchange.response = copy

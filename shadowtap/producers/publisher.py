@@ -118,14 +118,16 @@ class RateLimitedLog:
         self._last = float("-inf")
         self._suppressed = 0
 
-    def log(self, level: int, message: str, *args: object) -> None:
+    def log(
+        self, level: int, message: str, *args: object, exc_info: BaseException | bool = False
+    ) -> None:
         now = time.monotonic()
         if now - self._last < self._interval:
             self._suppressed += 1
             return
         suffix = f" ({self._suppressed} similar suppressed)" if self._suppressed else ""
         self._last, self._suppressed = now, 0
-        self._logger.log(level, message + suffix, *args)
+        self._logger.log(level, message + suffix, *args, exc_info=exc_info)
 
     def warning(self, message: str, *args: object) -> None:
         self.log(logging.WARNING, message, *args)

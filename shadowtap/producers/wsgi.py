@@ -13,21 +13,26 @@ works) and captured without their body. The record is queued when the server clo
 response, i.e. after it was sent. A body the app did not read to its end, or whose stream
 ended or failed early (the client went away), is recorded as missing with its declared size
 (``meta.request_body_skipped``). Queued records are flushed at interpreter exit with a
-bounded timeout. Settings and that marking are in :mod:`shadowtap.producers.core`.
+bounded timeout. Settings are in :mod:`shadowtap.producers.core`, that marking in
+:mod:`shadowtap.producers.exchange`.
 """
 
 from __future__ import annotations
 
 import atexit
-import time
-import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.envelope import Response, new_id
-from shadowtap.headers import Headers, header_value
-from shadowtap.producers.core import PATH_SAFE, BodyCopy, Capturer, parse_length
+from shadowtap.headers import header_value
+from shadowtap.producers.core import Capturer
+from shadowtap.producers.exchange import FILE_WRAPPER, BodyCopy, Exchange
+from shadowtap.producers.extract import (
+    environ_headers,
+    environ_path,
+    environ_server,
+    parse_length,
+)
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
@@ -50,13 +55,11 @@ class ShadowtapWSGIMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         cap = self.capturer
         method: str = environ.get("REQUEST_METHOD", "GET")
-        path = raw_path(environ)
-        if not cap.wants(method, path):
+        path = environ_path(environ)
+        request_id = cap.admit(method, path)
+        if request_id is None:
             return self.app(environ, start_response)
-        request_id = new_id()
-        if not cap.admits(request_id):
-            return self.app(environ, start_response)
-        exchange = _Exchange(cap, environ, request_id, method, path)
+        exchange = _WsgiExchange(cap, environ, request_id, method, path)
         environ["wsgi.input"] = exchange.input
         try:
             result = self.app(environ, exchange.start_response(start_response))
@@ -66,7 +69,7 @@ class ShadowtapWSGIMiddleware:
             raise
         wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(wrapper, type) and isinstance(result, wrapper):
-            exchange.file_response = True
+            exchange.response.skip(FILE_WRAPPER)  # sendfile: the body never passes us
             exchange.publish()
             return result
         return exchange.iterate(result)
@@ -142,49 +145,40 @@ class _TeeInput:
         return iter(self.readline, b"")
 
 
-class _Exchange:
-    __slots__ = (
-        "cap", "environ", "error", "file_response", "headers", "input", "method",
-        "path", "published", "request", "request_id", "response", "response_headers", "status",
-        "t0", "ts",
-    )  # fmt: skip
+class _WsgiExchange(Exchange):
+    """An exchange filled in as the app reads ``wsgi.input`` and the server iterates the
+    response; published once, when the server closes the response."""
+
+    __slots__ = ("cap", "environ", "input", "published")
+    response: BodyCopy  # always: an app's response
 
     def __init__(
         self, cap: Capturer, environ: Environ, request_id: str, method: str, path: str
     ) -> None:
-        self.cap = cap
-        self.environ = environ
-        self.request_id = request_id
-        self.method = method
-        self.path = path
-        self.ts = time.time_ns() // 1_000_000
-        self.t0 = time.perf_counter()
-        self.headers = request_headers(environ)
         length = parse_length(environ.get("CONTENT_LENGTH"))
-        self.request = cap.request_copy(
+        request = cap.request_copy(
             length,
             chunked="HTTP_TRANSFER_ENCODING" in environ,
             content_type=environ.get("CONTENT_TYPE"),
         )
-        self.input = _TeeInput(environ.get("wsgi.input"), length, self.request)
-        self.response = BodyCopy(cap.max_response_body)
-        self.response_headers: Headers = []
-        self.status = 0
-        self.error = ""
-        self.file_response = False
+        super().__init__(request_id, method, path, request, BodyCopy(cap.max_response_body))
+        self.cap = cap
+        self.environ = environ
+        self.headers = environ_headers(environ)
+        self.input = _TeeInput(environ.get("wsgi.input"), length, request)
         self.published = False
 
     def start_response(self, start_response: StartResponse) -> StartResponse:
         def wrapped(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
-            with self.cap.guard():
+            with self.cap.failsafe:
                 self.status = int(status.split(" ", 1)[0])
                 self.response_headers = list(headers)
-                declared = parse_length(header_value(self.response_headers, "content-length"))
-                if not self.cap.wants_body(header_value(self.response_headers, "content-type")):
-                    declared = self.cap.max_response_body + 1
-                self.response = BodyCopy(self.cap.max_response_body, declared)
+                self.response = self.cap.response_copy(
+                    parse_length(header_value(headers, "content-length")),
+                    header_value(headers, "content-type"),
+                )
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
@@ -211,57 +205,11 @@ class _Exchange:
         if self.published:
             return
         self.published = True
-        with self.cap.guard():
+        with self.cap.failsafe:
             env = self.environ
-            meta: dict[str, Any] = {}
-            if self.error:
-                meta["app_error"] = self.error
-            if self.file_response:
-                meta["response_body_skipped"] = "file-wrapper"
-            self.request.finish(whole=self.input.whole, disconnected=self.input.ended)
-            self.cap.publish(
-                request_id=self.request_id,
-                ts=self.ts,
-                method=self.method,
-                scheme=env.get("wsgi.url_scheme", "http"),
-                host=header_value(self.headers, "host") or _server(env),
-                path=self.path,
-                query=env.get("QUERY_STRING", ""),
-                headers=self.headers,
-                request=self.request,
-                client=env.get("REMOTE_ADDR", ""),
-                response=Response(
-                    status=self.status or 500,
-                    headers=self.response_headers,
-                    body=b"" if self.file_response else self.response.value(),
-                    duration_ms=round((time.perf_counter() - self.t0) * 1000, 3),
-                    body_size=self.response.size,
-                    truncated=self.response.truncated or self.file_response,
-                ),
-                meta=meta,
-            )
-
-
-def raw_path(environ: Environ) -> str:
-    """The path as the client sent it: RAW_URI (gunicorn) or REQUEST_URI (werkzeug, uWSGI)."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw:
-        return str(raw).split("?", 1)[0]
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    # PATH_INFO is decoded as latin-1 by the server: re-encode to the wire form.
-    return urllib.parse.quote(path.encode("latin-1"), safe=PATH_SAFE)
-
-
-def request_headers(environ: Environ) -> Headers:
-    headers: Headers = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers.append((key[5:].replace("_", "-").title(), value))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((key.replace("_", "-").title(), value))
-    return headers
-
-
-def _server(environ: Environ) -> str:
-    name, port = environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", "")
-    return f"{name}:{port}" if port else name
+            self.scheme = env.get("wsgi.url_scheme", "http")
+            self.host = header_value(self.headers, "host") or environ_server(env)
+            self.query = env.get("QUERY_STRING", "")
+            self.client = env.get("REMOTE_ADDR", "")
+            self.whole, self.cut = self.input.whole, self.input.ended
+            self.cap.publish(self)

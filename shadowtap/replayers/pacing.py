@@ -4,8 +4,8 @@ Usage::
 
     pacer = Pacer(parse_speed("2x"))          # None for "max": never waits
     await pacer.wait(env.ts)                  # original inter-arrival times, scaled
-    bucket = TokenBucket(parse_rate("500/s")) # None when no ceiling
-    await bucket.acquire()
+    rate = parse_rate("500/s")                # None when no ceiling
+    await TokenBucket(rate).acquire()         # shadowtap.tokenbucket
 
 - ``--speed max``: as fast as the in-flight window allows.
 - ``--speed 1x|2x|0.5x``: GoReplay-style. The first record seen anchors the clock
@@ -13,8 +13,8 @@ Usage::
   right after it still get their own slot); a record recorded ``d`` ms after it is due
   ``d / speed`` ms after the anchor. Late records (the target was slow, or an older record
   from another partition) go at once: the replay catches up rather than drifting further.
-- ``--rate N/s``: a ceiling, as a token bucket (GCRA: one reservation per request, burst of
-  ``burst`` requests after idle time).
+- ``--rate N/s``: a ceiling, as a :class:`shadowtap.tokenbucket.TokenBucket` (one token per
+  request, waited for when it is not due yet).
 
 Clock and sleep are injectable so tests run on a fake clock.
 """
@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 from shadowtap.errors import ConfigError
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
+from shadowtap.tokenbucket import Clock, Sleep
 
 
 def parse_speed(text: str) -> float | None:
@@ -100,39 +97,5 @@ class Pacer:
 
     async def wait(self, ts_ms: int) -> None:
         delay = self.delay(ts_ms)
-        if delay > 0:
-            await self._sleep(delay)
-
-
-class TokenBucket:
-    """At most ``rate`` acquisitions a second, ``burst`` at once after idle time."""
-
-    __slots__ = ("_clock", "_interval", "_next", "_sleep", "_tolerance", "rate")
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int = 1,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        if rate <= 0:
-            raise ConfigError(f"rate must be positive, got {rate}")
-        self.rate = rate
-        self._interval = 1.0 / rate
-        self._tolerance = max(0, burst - 1) * self._interval
-        self._clock = clock
-        self._sleep = sleep
-        self._next = clock()
-
-    def reserve(self) -> float:
-        """Take the next slot; return how long to wait until it (GCRA)."""
-        now = self._clock()
-        start = max(self._next, now - self._tolerance)
-        self._next = start + self._interval
-        return max(0.0, start - now)
-
-    async def acquire(self) -> None:
-        delay = self.reserve()
         if delay > 0:
             await self._sleep(delay)

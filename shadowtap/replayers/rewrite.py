@@ -26,7 +26,7 @@ What ``rewrite`` does, in this order:
 6. ``Host``: the target's (``host_header = "target"``, default) or the original one;
    ``Content-Length`` from the body actually sent.
 
-Allow/deny rules (``replayer.allow`` / ``replayer.deny``, see ``RequestRule``): a request
+Allow/deny rules (``replayer.allow`` / ``replayer.deny``, see ``shadowtap.rules``): a request
 matching any deny rule is never sent; when allow rules exist, only matching requests are.
 
 Incomplete records (:func:`incomplete`): a record whose request body is not the request's
@@ -47,17 +47,17 @@ set it apart.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from shadowtap.config import ReplayerSettings, RequestRule
+from shadowtap.config import ReplayerSettings
 from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
-from shadowtap.headers import HOP_BY_HOP, Headers
+from shadowtap.headers import HOP_BY_HOP, Headers, header_value, without
+from shadowtap.rules import RouteMatcher
 
 # Why a request body was not captured whole (``meta.request_body_skipped``, see
 # shadowtap.producers.core) that means the body never passed through capture.
@@ -136,25 +136,6 @@ class Outgoing:
     body: bytes
 
 
-class _Rule:
-    __slots__ = ("match_path", "methods")
-
-    def __init__(self, rule: RequestRule, where: str) -> None:
-        self.methods = frozenset(m.upper() for m in rule.methods)
-        if rule.path.startswith("^"):
-            try:
-                self.match_path = re.compile(rule.path).match
-            except re.error as exc:
-                raise ConfigError(f"{where}: path {rule.path!r} is not a regex: {exc}") from exc
-        else:
-            self.match_path = re.compile(fnmatch.translate(rule.path)).match
-
-    def matches(self, env: Envelope) -> bool:
-        return (not self.methods or env.method.upper() in self.methods) and bool(
-            self.match_path(env.path)
-        )
-
-
 class Rewriter:
     """Turns envelopes into requests for one target; everything is compiled here once."""
 
@@ -169,8 +150,8 @@ class Rewriter:
         self._set = [(k, v) for k, v in settings.set_headers.items()]
         self._set_names = frozenset(k.lower() for k in settings.set_headers)
         self._add = [(k, v) for k, v in settings.add_headers.items()]
-        self._allow = [_Rule(r, f"replayer.allow[{i}]") for i, r in enumerate(settings.allow)]
-        self._deny = [_Rule(r, f"replayer.deny[{i}]") for i, r in enumerate(settings.deny)]
+        self._allow = [RouteMatcher.of(rule) for rule in settings.allow]
+        self._deny = [RouteMatcher.of(rule) for rule in settings.deny]
         self._auth_header = settings.auth_header
         self._auth_value = settings.auth_value
         if settings.auth_env:
@@ -191,9 +172,9 @@ class Rewriter:
         ``denied``/``not-allowed`` by the rules, ``incomplete`` when ``replayer.incomplete``
         is ``skip`` and :func:`incomplete` says the body is not all there.
         """
-        if self._deny and any(rule.matches(env) for rule in self._deny):
+        if self._deny and any(rule.matches(env.method, env.path) for rule in self._deny):
             return "denied"
-        if self._allow and not any(rule.matches(env) for rule in self._allow):
+        if self._allow and not any(rule.matches(env.method, env.path) for rule in self._allow):
             return "not-allowed"
         if self._skip_incomplete and incomplete(env) is not None:
             return "incomplete"
@@ -206,17 +187,16 @@ class Rewriter:
         headers = _strip_hop_by_hop(env.headers)
         drop = self._remove | self._set_names
         if drop:
-            headers = [(k, v) for k, v in headers if k.lower() not in drop]
+            headers = without(headers, drop)
         headers.extend(self._set)
         headers.extend(self._add)
         headers.append(("X-Shadowtap-Id", env.id))
         headers.append(("X-Mirrored-From", env.host or env.source))
-        if not _has(headers, "idempotency-key"):
+        if header_value(headers, "idempotency-key") is None:
             headers.append(("Idempotency-Key", env.id))
         credential = self._credential(env)
         if credential is not None:
-            name = self._auth_header.lower()
-            headers = [(k, v) for k, v in headers if k.lower() != name]
+            headers = without(headers, {self._auth_header.lower()})
             headers.append((self._auth_header, credential))
         host = env.host if self._keep_host and env.host else self.target.authority
         headers.insert(0, ("Host", host))
@@ -268,7 +248,3 @@ def _strip_hop_by_hop(headers: Headers) -> Headers:
         for k, v in headers
         if (low := k.lower()) not in HOP_BY_HOP and low not in _RECOMPUTED and low not in named
     ]
-
-
-def _has(headers: Headers, name: str) -> bool:
-    return any(k.lower() == name for k, _ in headers)

@@ -78,7 +78,7 @@ from shadowtap.errors import BrokerError, ConfigError, EnvelopeError
 from shadowtap.kafka import create_topics, make_consumer, make_producer, retry_topic_spec
 from shadowtap.replayers import results
 from shadowtap.replayers.metrics import Metrics
-from shadowtap.replayers.pacing import Pacer, TokenBucket, parse_rate, parse_speed
+from shadowtap.replayers.pacing import Pacer, parse_rate, parse_speed
 from shadowtap.replayers.policy import (
     HttpxSender,
     Policy,
@@ -89,6 +89,7 @@ from shadowtap.replayers.policy import (
 from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Rewriter, incomplete
 from shadowtap.replayers.tracker import CommitTracker
+from shadowtap.tokenbucket import TokenBucket
 
 log = logging.getLogger("shadowtap.replayer")
 

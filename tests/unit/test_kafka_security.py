@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError as RdKafkaError
 
-from shadowtap.config import KafkaSettings, Settings, to_env
+from shadowtap.config import KafkaSettings, Settings
+from shadowtap.configload import to_env
 from shadowtap.errors import ConfigError
 from shadowtap.kafka import client_config
 from shadowtap.kafka_check import explain

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import orjson
 
-from shadowtap.config import RequestRule, Settings
+from shadowtap.config import Settings
 from shadowtap.envelope import Envelope
+from shadowtap.rules import RequestRule
 from tests.integration.replayers.conftest import (
     Reader,
     TargetServer,

@@ -389,3 +389,23 @@ def test_request_without_a_body_is_complete_when_the_app_reads_nothing(recorder:
     for env in recorder.envelopes:
         assert (env.body, env.body_size, env.truncated) == (b"", 0, False)
         assert "request_body_skipped" not in env.meta
+
+
+def test_our_own_failure_on_the_hot_path_is_counted_and_logged_once_per_interval(
+    recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def odd_headers(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        # str header names: the app's server may accept them, capture's copy fails on them
+        await send({"type": "http.response.start", "status": 200, "headers": [("x", "1")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = ShadowtapMiddleware(odd_headers, capturer=recorder.capturer)
+    caplog.set_level("WARNING", logger="shadowtap.capture")
+    peers = [Peer([{"type": "http.request", "body": b"x"}]) for _ in range(2)]
+    for peer in peers:
+        _run(middleware, _scope(), peer)
+        assert [m["type"] for m in peer.sent] == ["http.response.start", "http.response.body"]
+    assert recorder.capturer.metrics.dropped["internal-error"] == 2
+    (line,) = [r for r in caplog.records if r.name == "shadowtap.capture"]
+    assert "capture failed" in line.getMessage() and line.exc_info is not None

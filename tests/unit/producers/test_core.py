@@ -7,9 +7,11 @@ import base64
 import orjson
 import pytest
 
+from shadowtap.envelope import REDACTED
 from shadowtap.headers import cookie_value
-from shadowtap.processors.sampling import should_sample
-from shadowtap.producers.core import REDACTED, BodyCopy, jwt_claim
+from shadowtap.producers.core import jwt_claim
+from shadowtap.producers.exchange import BodyCopy
+from shadowtap.sampling import should_sample
 
 from .conftest import Recorder
 
@@ -46,11 +48,10 @@ def test_sampling_is_deterministic_and_agrees_with_the_processor(
     make_recorder: type[Recorder],
 ) -> None:
     cap = make_recorder({"sample_percent": 30}).capturer
-    ids = [f"id-{i}" for i in range(2000)]
-    kept = [i for i in ids if cap.sampled(i)]
-    assert kept == [i for i in ids if cap.sampled(i)]
-    assert kept == [i for i in ids if should_sample(i, 30)]
-    assert 0.25 < len(kept) / len(ids) < 0.35
+    admitted = [cap.admit("GET", "/") for _ in range(2000)]
+    kept = [i for i in admitted if i is not None]
+    assert all(should_sample(i, 30) for i in kept)  # the processor keeps the same requests
+    assert 0.25 < len(kept) / len(admitted) < 0.35
 
 
 def test_body_types_are_a_prefix_match(make_recorder: type[Recorder]) -> None:
@@ -124,3 +125,13 @@ def test_body_copy_is_bounded_by_declared_length_and_by_what_streams() -> None:
     fits = BodyCopy(10)
     fits.add(b"0123456789")
     assert not fits.truncated and fits.value() == b"0123456789"
+
+
+def test_failsafe_swallows_our_errors_but_not_an_interrupt(recorder: Recorder) -> None:
+    cap = recorder.capturer
+    with cap.failsafe:
+        raise RuntimeError("capture bug")
+    assert cap.metrics.dropped["internal-error"] == 1
+    with pytest.raises(KeyboardInterrupt), cap.failsafe:
+        raise KeyboardInterrupt
+    assert cap.metrics.dropped["internal-error"] == 1

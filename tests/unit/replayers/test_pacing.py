@@ -1,11 +1,11 @@
-"""Pacing and rate ceiling on a fake clock."""
+"""Pacing on a fake clock (the rate ceiling: tests/unit/test_tokenbucket.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from shadowtap.errors import ConfigError
-from shadowtap.replayers.pacing import Pacer, TokenBucket, parse_rate, parse_speed
+from shadowtap.replayers.pacing import Pacer, parse_rate, parse_speed
 
 
 class FakeClock:
@@ -69,23 +69,6 @@ async def test_pacer_sends_late_records_at_once() -> None:
 def test_max_speed_never_waits() -> None:
     pacer = Pacer(None)
     assert pacer.delay(0) == pacer.delay(10**12) == 0
-
-
-async def test_token_bucket_ceiling() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(100.0, clock=clock, sleep=clock.sleep)
-    start = clock.now
-    for _ in range(201):
-        await bucket.acquire()
-    assert clock.now - start == pytest.approx(2.0)
-
-
-def test_token_bucket_burst_after_idle() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(10.0, burst=5, clock=clock)
-    clock.now += 10
-    assert [bucket.reserve() for _ in range(5)] == [0, 0, 0, 0, 0]
-    assert bucket.reserve() == pytest.approx(0.1)
 
 
 async def test_start_delay_gives_older_records_from_other_partitions_their_slot() -> None:

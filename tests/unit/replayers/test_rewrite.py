@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shadowtap.config import ReplayerSettings, RequestRule
+from shadowtap.config import ReplayerSettings
 from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
 from shadowtap.replayers.rewrite import Rewriter, incomplete, parse_target
+from shadowtap.rules import RequestRule
 
 
 def _env(**kw: object) -> Envelope:
