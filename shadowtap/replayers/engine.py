@@ -12,8 +12,7 @@ the engine decides what to do with positions: the group worker commits them
 (shadowtap.replayers.worker), a drill can checkpoint them::
 
     engine = Engine(settings)               # or Engine(settings, client=httpx.AsyncClient(...))
-    engine.outbox.producer = make_producer(settings.kafka, {"linger.ms": 10})
-    await engine.open()
+    await engine.open()                     # its HTTP sender and librdkafka producer
     engine.assign([("shadowtap.mirror", 0)])     # partitions whose records are ours
     await engine.pump(ConsumerSource(consumer), stop, checkpoint, every_s=1.0)
     engine.tracker.to_commit()              # [(topic, partition, position)] not sent yet
@@ -38,6 +37,7 @@ import httpx
 from shadowtap.config import Settings
 from shadowtap.envelope import decode
 from shadowtap.errors import ConfigError, EnvelopeError
+from shadowtap.kafka import make_producer
 from shadowtap.replayers.backpressure import LOOKAHEAD_S, Backpressure, Valve
 from shadowtap.replayers.lanes import TP, Item, Lanes
 from shadowtap.replayers.metrics import Metrics
@@ -195,7 +195,9 @@ class Engine:
     # -- running -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Make the engine's own sender (unless a client was given)."""
+        """Make what was not given: the sender (no client) and the outbox's producer."""
+        if self.outbox.producer is None:
+            self.outbox.producer = make_producer(self.settings.kafka, {"linger.ms": 10})
         if self._sender is None:
             self._sender = make_sender(self.settings.replayer)
 

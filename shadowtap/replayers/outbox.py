@@ -9,7 +9,7 @@ back, so the record must not be read again. Delivery reports are served by ``pol
 the engine's loop, so counting needs no lock::
 
     outbox = Outbox(settings, target="staging", finish=engine_finish)
-    outbox.producer = make_producer(settings.kafka, {"linger.ms": 10})
+    outbox.producer = make_producer(settings.kafka, {"linger.ms": 10})   # Engine.open does
     outbox.publish(item, env, delivery)           # its result (or finished at once)
     outbox.to_dlq(item, "timeout", "…", attempts=3)
     outbox.poll()                                 # on the loop: reports → finish(item)
@@ -47,7 +47,7 @@ class Outbox:
         self._dlq_topic = settings.topics.dlq
         self._target = target
         self._finish = finish
-        self.producer: Any = None  # librdkafka's, set before records flow
+        self.producer: Any = None  # librdkafka's: Engine.open makes one unless set
         self.unacked = 0  # messages produced and not acknowledged yet
 
     def result(self, env: Envelope, delivery: Delivery) -> results.Result:

@@ -75,7 +75,7 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from shadowtap.config import Settings
 from shadowtap.errors import BrokerError
-from shadowtap.kafka import create_topics, make_consumer, make_producer, retry_topic_spec
+from shadowtap.kafka import create_topics, make_consumer, retry_topic_spec
 from shadowtap.replayers.engine import Engine
 from shadowtap.replayers.lanes import TP
 from shadowtap.replayers.source import ConsumerSource
@@ -108,11 +108,10 @@ class Replayer:
         """Ask the loop to drain and exit (safe from a signal handler in the loop)."""
         self._stop.set()
 
-    def attach(self, consumer: Any, producer: Any) -> None:
-        """Read from ``consumer`` and write through ``producer`` (``run`` makes its own)."""
+    def attach(self, consumer: Any) -> None:
+        """Read from ``consumer`` (``run`` makes its own, in the group)."""
         self._consumer = consumer
         self.source = ConsumerSource(consumer)
-        self.engine.outbox.producer = producer
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume and deliver until ``stop`` (or :meth:`stop`), then drain and commit."""
@@ -134,7 +133,7 @@ class Replayer:
                 "on_commit": self._on_commit,
             },
         )
-        self.attach(consumer, make_producer(self.settings.kafka, {"linger.ms": 10}))
+        self.attach(consumer)
         assert self.source is not None
         await self.engine.open()
         server = self.metrics.serve(rs.metrics_port) if rs.metrics_port else None

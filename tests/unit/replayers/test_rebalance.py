@@ -124,7 +124,8 @@ async def make_worker() -> AsyncIterator[Make]:
             target.answer.set()
         clients.append(httpx.AsyncClient(transport=httpx.MockTransport(target.handle)))
         worker = Replayer(settings, clients[-1])
-        worker.attach(Consumer(), Producer())
+        worker.attach(Consumer())
+        worker.engine.outbox.producer = Producer()
         worker._on_assign(worker._consumer, PARTITION)
         return worker, target
 
