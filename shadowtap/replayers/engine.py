@@ -17,6 +17,7 @@ the engine decides what to do with positions: the group worker commits them
     await engine.pump(ConsumerSource(consumer), stop, checkpoint, every_s=1.0)
     engine.tracker.to_commit()              # [(topic, partition, position)] not sent yet
     await engine.drain(source, timeout=10)
+    await engine.stop()                     # then keep the last positions
     await engine.close()
 
 ``revoke(tps)`` gives partitions up: their records still waiting for a delivery slot are
@@ -245,11 +246,15 @@ class Engine:
                 "drain deadline: %d records unfinished, sent again later", self.lanes.buffered
             )
 
-    async def close(self) -> None:
-        """Stop the lanes, wait briefly for what is on its way to Kafka, close our sender."""
+    async def stop(self) -> None:
+        """Stop the lanes and wait briefly for what is on its way to Kafka: the positions
+        are final after this (what did not finish is read again later)."""
         await self.lanes.cancel()
         if self.outbox.producer is not None:
             with contextlib.suppress(Exception):
                 self.outbox.flush(5)
+
+    async def close(self) -> None:
+        """Close our sender (after the last positions were kept)."""
         if self._own_sender and self._sender is not None:
             await self._sender.aclose()

@@ -149,10 +149,11 @@ class Replayer:
             await self.engine.pump(self.source, self._stop, self._commit, rs.commit_interval_s)
             await self.engine.drain(self.source, rs.drain_timeout_s)
         finally:
-            await self.engine.close()
+            await self.engine.stop()
             self._commit(sync=True)
             with contextlib.suppress(Exception):
                 consumer.close()
+            await self.engine.close()
             if server is not None:
                 server.shutdown()
                 server.server_close()

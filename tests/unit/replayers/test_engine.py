@@ -83,6 +83,7 @@ async def test_a_window_of_records_is_delivered_in_key_order_and_checkpointed() 
         source = ListSource(records)
         await asyncio.wait_for(engine.pump(source, stop, checkpoint, every_s=0.01), 10)
         await engine.drain(source, timeout=1)
+        await engine.stop()
         await engine.close()
 
     assert len(seen) == 80 and engine.delivered == 81
