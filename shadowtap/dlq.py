@@ -16,7 +16,7 @@ with these headers, in this order::
 A record sent back by ``shadowtap dlq redrive`` carries ``shadowtap-redriven-from:
 <dlq topic>:<partition>:<offset>``, the DLQ record it came from.
 
-Writers (shadowtap.processors.pipeline, shadowtap.replayers.worker) build headers with
+Writers (shadowtap.processors.pipeline, shadowtap.replayers.outbox) build headers with
 :func:`headers`; readers (``shadowtap dlq``) use :func:`parse`, which ignores headers it does
 not know and fills in what an older writer left out, so DLQ records survive rolling upgrades
 (see shadowtap.envelope). This module imports no stage: every stage may use it.

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
@@ -69,6 +69,34 @@ def make_consumer(
     return Consumer(client_config(kafka, {**base, **(extra or {})}))
 
 
+def produce(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    *,
+    headers: list[tuple[str, bytes]] | None = None,
+    partition: int = -1,
+    on_delivery: Callable[[Any, Any], None],
+) -> None:
+    """Queue one message (``partition`` -1: the partitioner picks), serving delivery reports
+    while librdkafka's queue is full: a stage that must not lose a message waits for room
+    (only a broker gone for minutes fills it). librdkafka's other refusals raise."""
+    while True:
+        try:
+            producer.produce(
+                topic,
+                value,
+                key=key,
+                partition=partition,
+                headers=cast(Any, headers),  # its stub wants str | bytes | None values
+                on_delivery=on_delivery,
+            )
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def make_admin(kafka: KafkaSettings, extra: Mapping[str, Any] | None = None) -> AdminClient:
     return AdminClient(client_config(kafka, extra))
 
@@ -116,14 +144,20 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
     ]
 
 
-def retry_topic_spec(topics: TopicSettings, group: str) -> TopicSpec:
-    """Replayer ``group``'s retry topic: redriven records, clean like the mirror."""
+def clean_topic_spec(topics: TopicSettings, name: str) -> TopicSpec:
+    """A topic of clean records beside the mirror (a processor route's, a replayer group's
+    retry topic): the mirror's partitions and retention."""
     return TopicSpec(
-        topics.retry(group),
+        name,
         topics.partitions,
         topics.replication_factor,
         int(topics.mirror_retention_hours * _HOUR_MS),
     )
+
+
+def retry_topic_spec(topics: TopicSettings, group: str) -> TopicSpec:
+    """Replayer ``group``'s retry topic: redriven records, clean like the mirror."""
+    return clean_topic_spec(topics, topics.retry(group))
 
 
 def create_topics(

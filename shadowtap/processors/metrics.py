@@ -8,7 +8,7 @@
 - ``shadowtap_processor_entities_scrubbed_total{entity}``
 - ``shadowtap_processor_stage_seconds{stage}`` (histogram)
 - ``shadowtap_processor_holes_read_back_total``: records Faust's fetcher skipped that were
-  read back (shadowtap.processors.offsets); non-zero only around rebalances
+  read back (shadowtap.processors.holes); non-zero only around rebalances
 - ``shadowtap_processor_send_failures_total``: batches whose output or dedup changelog the
   broker did not acknowledge, or whose scrubber process died; their records are read again
   from the committed offset

@@ -10,38 +10,26 @@ record is gone for good. So the processor keeps its own books:
 - ``Watermarks`` follows each partition from the offset the group had committed: every
   record the agent sees and every record it finishes. A jump in what it sees is a hole; the
   commit position moves only over finished records, never over a hole.
-- ``HoleReader`` reads the skipped records back with a plain consumer outside the group, so
-  the agent processes them like any other and the position moves on.
+- shadowtap.processors.holes reads the skipped records back, so the agent processes them
+  like any other and the position moves on.
 - Faust's consumer commits ``Watermarks``' position instead of its own
   (shadowtap.processors.faust_internals.commit_watermarks).
+
+The replayer keeps another book (shadowtap.replayers.tracker.CommitTracker), because the
+two owe different offsets: here every offset from the committed one is owed (Faust's
+fetcher can skip a record, so a gap is read back); there only the offsets read are
+(librdkafka skips none, and a gap is compaction or a transaction marker).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from typing import NamedTuple
-
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
-from shadowtap.config import Settings
-
-log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
 
-_COORDINATOR_BUSY = {
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError._WAIT_COORD,
-    KafkaError._TIMED_OUT,
-}
-
 
 class Record(NamedTuple):
-    """One captured record read back from a hole."""
+    """One captured record as the agent handles it (from Faust, or read back from a hole)."""
 
     topic: str
     partition: int
@@ -107,73 +95,3 @@ class Watermarks:
     def position(self, tp: Partition) -> int | None:
         books = self._books.get(tp)
         return None if books is None else books.position
-
-
-class HoleReader:
-    """Reads records by offset, outside the consumer group; also the group's committed offsets."""
-
-    def __init__(self, settings: Settings, group: str, timeout_s: float = 30.0) -> None:
-        from shadowtap.kafka import make_consumer
-
-        # Never subscribes, so it never joins the group or takes partitions from workers.
-        self._consumer = make_consumer(settings.kafka, group)
-        self._timeout = timeout_s
-        # Calls come from asyncio.to_thread; a cancelled caller leaves its thread running.
-        self._lock = threading.Lock()
-
-    def committed(self, tp: Partition) -> int:
-        """The group's committed offset for ``tp``, else the first offset still in the log."""
-        with self._lock:
-            return self._committed(tp)
-
-    def _committed(self, tp: Partition) -> int:
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                (found,) = self._consumer.committed([TopicPartition(*tp)], timeout=self._timeout)
-                break
-            except KafkaException as exc:
-                # A group's coordinator is still being chosen or loaded: ask again.
-                if exc.args[0].code() not in _COORDINATOR_BUSY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        if found.offset >= 0:
-            return int(found.offset)
-        low, _high = self._consumer.get_watermark_offsets(
-            TopicPartition(*tp), timeout=self._timeout
-        )
-        return int(low)
-
-    def read(self, tp: Partition, lo: int, hi: int) -> tuple[list[Record], int]:
-        """Records ``lo..hi-1`` that still exist, and the offset up to which the hole is covered.
-
-        Offsets already deleted by retention count as covered; a read that times out covers
-        only what arrived, so the commit position stays behind the rest.
-        """
-        with self._lock:
-            return self._read(tp, lo, hi)
-
-    def _read(self, tp: Partition, lo: int, hi: int) -> tuple[list[Record], int]:
-        low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=self._timeout)
-        covered = max(lo, low)
-        end = min(hi, high)
-        records: list[Record] = []
-        if covered >= end:
-            return records, hi
-        self._consumer.assign([TopicPartition(tp[0], tp[1], covered)])
-        deadline = time.monotonic() + self._timeout
-        try:
-            while covered < end and time.monotonic() < deadline:
-                for msg in self._consumer.consume(500, 0.5):
-                    offset = msg.offset()
-                    if msg.error() or offset is None or not covered <= offset < end:
-                        continue
-                    records.append(Record(tp[0], tp[1], offset, msg.key(), msg.value()))
-                    covered = offset + 1
-        finally:
-            self._consumer.unassign()
-        return records, (hi if covered >= end else covered)
-
-    def close(self) -> None:
-        with self._lock:
-            self._consumer.close()

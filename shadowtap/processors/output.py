@@ -14,18 +14,22 @@ Messages are grouped in the batch they belong to::
     batch.seal()
     await batch.done   # once the broker acknowledged every message of the batch; raises
                        # KafkaException if it refused one
+
+The replayer's outbox (shadowtap.replayers.outbox) waits for acks a record at a time and
+produces a refused message again, because a request it replayed cannot be taken back; a
+batch refused here is processed again from the committed offset instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
 from shadowtap.config import KafkaSettings
-from shadowtap.kafka import make_producer
+from shadowtap.kafka import make_producer, produce
 
 _ANY = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks
 # Room for several batches in librdkafka's queue: a full queue makes ``send`` wait.
@@ -121,25 +125,20 @@ class Output:
         """
         batch = batch or self._batch
         batch.add()
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    value,
-                    key,
-                    partition=_ANY if partition is None else partition,
-                    headers=cast(Any, headers),  # its stub wants str | bytes | None values
-                    on_delivery=batch.delivered,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.05)
-            except KafkaException as exc:  # refused before sending (too large, unknown topic)
-                batch.delivered(exc.args[0])
-                return
-            except Exception as exc:  # a bad argument: its batch fails, the worker goes on
-                batch.failed(exc)
-                return
+        try:
+            produce(
+                self._producer,
+                topic,
+                value,
+                key,
+                headers=headers,
+                partition=_ANY if partition is None else partition,
+                on_delivery=batch.delivered,
+            )
+        except KafkaException as exc:  # refused before sending (too large, unknown topic)
+            batch.delivered(exc.args[0])
+        except Exception as exc:  # a bad argument: its batch fails, the worker goes on
+            batch.failed(exc)
 
     def cut(self) -> Batch:
         """The current batch, for its owner to finish and seal; later sends go to a new one."""

@@ -1,11 +1,12 @@
 """The processor's stages composed over one Kafka record, with no Kafka in sight.
 
-decode → filter → sample → dedup → scrub → route. The Faust agent (shadowtap.processors.app)
-feeds records in and sends each ``Outcome`` where it says; tests and benchmarks call
-``Pipeline.process`` directly. A record is never lost and never raises: it is either sent
-(``kind="out"``), dropped for a counted reason (``kind="drop"``: ``health-path``,
-``probe-agent``, ``sampled-out``, ``rate-capped``, ``duplicate``, ``unrouted``), or sent to
-the DLQ (``kind="dlq"``: the EnvelopeError reason, ``scrub-failed`` or ``internal-error``).
+decode → filter → sample → dedup → scrub → route. The agent's batches
+(shadowtap.processors.batches) feed records in and send each ``Outcome`` where it says; tests
+and benchmarks call ``Pipeline.process`` directly. A record is never lost and never raises:
+it is either sent (``kind="out"``), dropped for a counted reason (``kind="drop"``:
+``health-path``, ``probe-agent``, ``sampled-out``, ``rate-capped``, ``duplicate``,
+``unrouted``), or sent to the DLQ (``kind="dlq"``: the EnvelopeError reason,
+``scrub-failed`` or ``internal-error``).
 
 What each stage did goes into ``meta`` of the output envelope::
 

@@ -10,6 +10,10 @@ A position handed to an asynchronous commit is not yet the group's: the commit c
 refused (a rebalance bumped the generation), so what was sent and what the group
 acknowledged are kept apart. The timer sends each position once; a refusal makes it due
 again; a partition that leaves commits everything not yet acknowledged.
+
+The processor's book (shadowtap.processors.offsets.Watermarks) owes every offset from the
+committed one, because Faust's fetcher can skip a record; librdkafka skips none, so here only
+the offsets read are owed.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from shadowtap.envelope import decode, encode
 from shadowtap.errors import EnvelopeError
 from shadowtap.processors.pipeline import Pipeline, dlq_headers
 from shadowtap.replayers import results
+from shadowtap.replayers.engine import Engine
 from shadowtap.replayers.policy import deliver, make_sender
-from shadowtap.replayers.worker import Replayer
 
 WIRE = Path(__file__).parent.parent / "fixtures" / "wire"
 TODAY = [
@@ -159,12 +159,12 @@ async def test_the_replayer_delivers_them_and_records_the_result(
 ) -> None:
     env = decode(pipeline.process(_bytes(name)).value)  # what a replayer reads from the mirror
     replayer_settings = {"target": target.url + "/shadow", "group": "stg"}
-    replayer = Replayer(Settings.load(env={}, overrides={"replayer": replayer_settings}))
+    replayer = Engine(Settings.load(env={}, overrides={"replayer": replayer_settings}))
     if env.truncated:  # by default a record without its whole body is not sent...
         assert replayer.rewriter.blocked(env) == "incomplete"
         # ...unless the operator asks for it to be sent as it is.
         replayer_settings["incomplete"] = "send"
-        replayer = Replayer(Settings.load(env={}, overrides={"replayer": replayer_settings}))
+        replayer = Engine(Settings.load(env={}, overrides={"replayer": replayer_settings}))
     assert replayer.rewriter.blocked(env) is None
     sender = make_sender(replayer.settings.replayer)
     try:
@@ -177,7 +177,7 @@ async def test_the_replayer_delivers_them_and_records_the_result(
     assert headers["X-Shadowtap-Id"] == headers["Idempotency-Key"] == env.id
     assert body == env.body
 
-    written = results.encode(replayer._result(env, delivery))
+    written = results.encode(replayer.outbox.result(env, delivery))
     read = results.decode(written)
     assert (read.id, read.group, read.status, read.body) == (env.id, "stg", 200, b"ok")
     assert results.encode(read) == written

@@ -125,7 +125,7 @@ def test_workers_joining_and_leaving_mid_stream_lose_nothing(
     settings: Settings, start_worker: Callable[..., Worker], reader: Callable[[list[str]], Reader]
 ) -> None:
     # Each join and leave is a rebalance: partitions move, Faust seeks back to committed
-    # offsets, and its fetcher may skip records (shadowtap.processors.offsets reads them back).
+    # offsets, and its fetcher may skip records (shadowtap.processors.holes reads them back).
     # Records keep arriving throughout, so no worker runs out of work before a rebalance.
     mirror = settings.topics.mirror
     backlog = [_env(i) for i in range(3000)]

@@ -10,7 +10,7 @@ import orjson
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode, encode
-from shadowtap.processors.app import _create_extra_topics
+from shadowtap.kafka import clean_topic_spec, create_topics
 from tests.integration.processors.conftest import Reader, Worker, produce
 from tests.pii_corpus import generate, leaks
 
@@ -54,7 +54,7 @@ def test_every_stage_through_the_worker(
         sample_rules=[{"path": "/search/*", "percent": 0}],
     )
     # The reader subscribes before the worker starts: the routed topic must exist by then.
-    _create_extra_topics(settings, [routed])
+    create_topics(settings, specs=[clean_topic_spec(settings.topics, routed)])
     out = reader([settings.topics.mirror, routed, settings.topics.dlq])
     expected = len(kept) + len(api) + len(malformed)
     out.until(lambda msgs: len(msgs) >= expected, worker)

@@ -108,7 +108,7 @@ def test_a_target_that_is_down_builds_lag_and_catches_up_when_it_returns(
     peak = 0
     end = time.monotonic() + 2.0
     while time.monotonic() < end:
-        peak = max(peak, worker.replayer._buffered)
+        peak = max(peak, worker.replayer.engine.lanes.buffered)
         time.sleep(0.01)
     assert 0 < peak <= 12  # memory stays bounded: the partitions are paused
     assert all(o < 0 for o in committed(s, s.replayer.group).values())
@@ -117,7 +117,7 @@ def test_a_target_that_is_down_builds_lag_and_catches_up_when_it_returns(
     out.until(lambda r: len(r.messages) >= 150, limit_s=60)
     assert {r.status for r in out.results()} == {200}
     assert set(server.ids()) == {e.id for e in records}
-    assert peak <= 12 and worker.replayer._buffered <= 12
+    assert peak <= 12 and worker.replayer.engine.lanes.buffered <= 12
 
 
 def test_hanging_failing_and_resetting_targets(

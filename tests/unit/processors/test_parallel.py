@@ -13,7 +13,7 @@ import pytest
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode, encode
 from shadowtap.errors import ConfigError
-from shadowtap.processors.app import Agent
+from shadowtap.processors.agent import Agent
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import Record
 from shadowtap.processors.parallel import ScrubPool
@@ -38,23 +38,30 @@ def _records(n: int) -> list[Record]:
     return out
 
 
-def _agent(settings: Settings, scrubbers: ScrubPool | None) -> tuple[Agent, FakeOutput]:
+def _agent(
+    settings: Settings, scrubbers: ScrubPool | None, log: dict[int, Record] | None = None
+) -> tuple[Agent, FakeOutput, FakeStream]:
     output = FakeOutput()
     pipeline = Pipeline(settings)
     pipeline.seen = None
-    app = SimpleNamespace(conf=SimpleNamespace(id="g"))
+    holes = FakeHoles(log or {})
     agent = Agent(
-        settings, app, pipeline=pipeline, metrics=Metrics(), output=output, scrubbers=scrubbers
+        settings,
+        pipeline=pipeline,
+        metrics=Metrics(),
+        output=output,
+        scrubbers=scrubbers,
+        reader=holes,  # type: ignore[arg-type]
     )
-    agent._holes = FakeHoles({})  # type: ignore[assignment]
-    return agent, output
+    stream = FakeStream()
+    agent.batches.ack = stream.ack
+    return agent, output, stream
 
 
-async def _run(agent: Agent, records: list[Record], stream: FakeStream) -> None:
+async def _run(agent: Agent, records: list[Record]) -> None:
     for r in records:
-        await agent._read_holes(r, stream)
-        agent._add(r, SimpleNamespace(message=SimpleNamespace(offset=r.offset)))
-    await agent._flush(stream)
+        await agent.take(r, SimpleNamespace(message=SimpleNamespace(offset=r.offset)))
+    await agent.batches.flush()
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +73,14 @@ def settings() -> Settings:
 
 async def test_scrubber_processes_send_what_the_worker_would_have(settings: Settings) -> None:
     records = _records(180)  # several chunks and a partial one
-    alone, alone_out = _agent(settings, None)
-    await _run(alone, records, FakeStream())
+    alone, alone_out, _ = _agent(settings, None)
+    await _run(alone, records)
 
     pool = ScrubPool(settings)
     try:
         await pool.ready()
-        agent, out = _agent(settings, pool)
-        stream = FakeStream()
-        await _run(agent, records, stream)
+        agent, out, stream = _agent(settings, pool)
+        await _run(agent, records)
     finally:
         pool.close()
 
@@ -92,18 +98,16 @@ async def test_a_scrubber_process_that_dies_costs_its_batch_a_second_read(
     pool = ScrubPool(settings)
     try:
         await pool.ready()
-        agent, out = _agent(settings, pool)
-        agent._holes = FakeHoles({r.offset: r for r in records})  # type: ignore[assignment]
-        stream = FakeStream()
+        agent, out, stream = _agent(settings, pool, {r.offset: r for r in records})
         for pid in list(pool._pool._processes):  # type: ignore[union-attr]
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
-        await _run(agent, records[:30], stream)
+        await _run(agent, records[:30])
 
         assert stream.acked == [] and not agent.watermarks.knows(TP)
         assert agent.metrics.send_failures._value.get() == 1
         # A new pool serves the next batch, which reads the lost one back first.
-        await _run(agent, records[30:], stream)
+        await _run(agent, records[30:])
     finally:
         pool.close()
 

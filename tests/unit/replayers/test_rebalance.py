@@ -69,12 +69,15 @@ class Consumer:
 
 
 class Producer:
-    """Acknowledges each result when flushed (or polled), as librdkafka reports them."""
+    """Acknowledges each result when flushed (or polled), as librdkafka reports them; counts
+    the messages it was given per topic."""
 
     def __init__(self) -> None:
         self.reports: list[Any] = []
+        self.topics: dict[str, int] = {}
 
     def produce(self, topic: str, value: bytes, **kw: Any) -> None:
+        self.topics[topic] = self.topics.get(topic, 0) + 1
         self.reports.append(kw["on_delivery"])
 
     def poll(self, timeout: float = 0) -> int:
@@ -121,8 +124,8 @@ async def make_worker() -> AsyncIterator[Make]:
             target.answer.set()
         clients.append(httpx.AsyncClient(transport=httpx.MockTransport(target.handle)))
         worker = Replayer(settings, clients[-1])
-        worker._consumer = Consumer()
-        worker._producer = Producer()
+        worker.attach(Consumer())
+        worker.engine.outbox.producer = Producer()
         worker._on_assign(worker._consumer, PARTITION)
         return worker, target
 
@@ -135,20 +138,25 @@ async def _read(worker: Replayer, offsets: range, *, acked: bool = True) -> None
     """Hand the worker these records and let its lanes run dry; then (``acked``) deliver
     the results' reports."""
     for offset in offsets:
-        worker._accept(Message(offset))
+        _accept(worker, Message(offset))
     for _ in range(20):
         await asyncio.sleep(0)
-    if worker._tasks:
-        await asyncio.wait(worker._tasks, timeout=5)
+    if worker.engine.lanes.tasks:
+        await asyncio.wait(worker.engine.lanes.tasks, timeout=5)
     if acked:
-        worker._producer.poll(0)
+        worker.engine.outbox.poll()
+
+
+def _accept(worker: Replayer, msg: Message) -> None:
+    """What the worker's source does with each record it reads."""
+    worker.engine.accept(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value())
 
 
 async def test_records_waiting_for_a_slot_are_left_to_the_new_owner(make_worker: Make) -> None:
     # The window holds 8 × max_in_flight records; only max_in_flight are with the target.
     worker, target = make_worker(max_in_flight=2, answering=False)
     for offset in range(10):
-        worker._accept(Message(offset))
+        _accept(worker, Message(offset))
     for _ in range(20):
         await asyncio.sleep(0)
     assert target.seen == ["/items/0", "/items/1"]  # two in flight, eight waiting

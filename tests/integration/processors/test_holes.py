@@ -6,7 +6,7 @@ from confluent_kafka import TopicPartition
 
 from shadowtap.config import Settings
 from shadowtap.kafka import create_topics, make_consumer, make_producer
-from shadowtap.processors.offsets import HoleReader
+from shadowtap.processors.holes import HoleReader
 
 
 def test_hole_reader_reads_back_by_offset_and_knows_the_groups_position(
