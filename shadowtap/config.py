@@ -369,3 +369,11 @@ class Settings:
         """Defaults ← TOML file ← SHADOWTAP_* environment ← ``overrides``."""
         settings: Settings = load(cls, path, env=env, overrides=overrides)
         return settings
+
+    @classmethod
+    def from_django(cls) -> Settings:
+        """Settings from Django's ``settings.SHADOWTAP`` (the sections and keys of the TOML
+        file), over ``SHADOWTAP_*``: what the Django middleware of capture and guard read."""
+        from django.conf import settings as django_settings
+
+        return cls.load(overrides=getattr(django_settings, "SHADOWTAP", {}) or {})

@@ -11,10 +11,10 @@ that has them is in shadowtap.guard.core; settings are ``[marking]`` and ``[guar
 
 from __future__ import annotations
 
+from shadowtap.gateway import scope_target
 from shadowtap.guard.core import GuardedApp, Rejection
 from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import enter, leave
-from shadowtap.marking import asgi_request_target
 from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
 
 _MIRRORED = (GUARD_HEADER.lower().encode(), b"mirrored")
@@ -36,7 +36,7 @@ class GuardMiddleware(GuardedApp[ASGIApp]):
         if signature is None and record_id is None:
             return await self.app(scope, receive, send)
         decision = self.guard.admit(
-            scope["method"], asgi_request_target(scope), _text(signature), _text(record_id)
+            scope["method"], scope_target(scope), _text(signature), _text(record_id)
         )
         if decision is None:
             return await self.app(scope, receive, send)

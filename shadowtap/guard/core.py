@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from shadowtap.config import Settings
+from shadowtap.gateway import environ_key
 from shadowtap.guard import patches
 from shadowtap.guard.metrics import GuardMetrics
 from shadowtap.guard.policy import GUARD_HEADER, Policy
@@ -58,11 +59,6 @@ class Rejection:
             "signature; ordinary requests must not carry shadowtap's marking headers.\n"
         )
         return cls(str(check.verdict), text.encode())
-
-
-def environ_key(header: str) -> str:
-    """The WSGI environ key of a request header (``X-Shadowtap-Id`` → ``HTTP_X_SHADOWTAP_ID``)."""
-    return "HTTP_" + header.upper().replace("-", "_")
 
 
 class Guard:

@@ -17,10 +17,10 @@ import contextvars
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from shadowtap.gateway import environ_target
 from shadowtap.guard.core import GuardedApp, Rejection
 from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import enter
-from shadowtap.marking import wsgi_request_target
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
 
@@ -35,7 +35,7 @@ class GuardWSGIMiddleware(GuardedApp[WSGIApp]):
             return self.app(environ, start_response)
         decision = self.guard.admit(
             environ.get("REQUEST_METHOD", "GET"),
-            wsgi_request_target(environ),
+            environ_target(environ),
             signature,
             record_id,
         )

@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 
 from shadowtap.config import Settings
+from shadowtap.gateway import parse_length, scope_path, scope_server
 from shadowtap.headers import Headers
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.exchange import BodyCopy, Exchange
-from shadowtap.producers.extract import parse_length, scope_path, scope_server
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
 

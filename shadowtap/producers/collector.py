@@ -53,10 +53,10 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.errors import ConfigError
+from shadowtap.gateway import parse_length
 from shadowtap.headers import Headers, without
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.exchange import Exchange
-from shadowtap.producers.extract import parse_length
 
 log = logging.getLogger("shadowtap.collect")
 

@@ -22,29 +22,23 @@ headers wrap the WSGI/ASGI application with :mod:`shadowtap.producers.wsgi` or
 
 from __future__ import annotations
 
+import atexit
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shadowtap.config import Settings
+from shadowtap.gateway import environ_headers, environ_path, parse_length, scope_path
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.exchange import BodyCopy, Exchange
-from shadowtap.producers.extract import environ_headers, environ_path, parse_length, scope_path
-
-_capturer: Capturer | None = None
 
 
+@functools.cache
 def _shared_capturer() -> Capturer:
     """One Capturer (one Kafka producer) per process, built from settings.SHADOWTAP."""
-    global _capturer
-    if _capturer is None:
-        from django.conf import settings as django_settings
-
-        overrides = getattr(django_settings, "SHADOWTAP", {}) or {}
-        _capturer = Capturer(Settings.load(overrides=overrides))
-        import atexit
-
-        atexit.register(_capturer.flush)
-    return _capturer
+    capturer = Capturer(Settings.from_django())
+    atexit.register(capturer.flush)
+    return capturer
 
 
 class ShadowtapDjangoMiddleware:

@@ -24,15 +24,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.headers import header_value
-from shadowtap.producers.core import Capturer
-from shadowtap.producers.exchange import FILE_WRAPPER, BodyCopy, Exchange
-from shadowtap.producers.extract import (
+from shadowtap.gateway import (
     environ_headers,
     environ_path,
     environ_server,
     parse_length,
 )
+from shadowtap.headers import header_value
+from shadowtap.producers.core import Capturer
+from shadowtap.producers.exchange import FILE_WRAPPER, BodyCopy, Exchange
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
