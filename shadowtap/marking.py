@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 from shadowtap.errors import ConfigError, ShadowtapError
+from shadowtap.gateway import environ_key
 
 if TYPE_CHECKING:
     from shadowtap.config import MarkingSettings
@@ -118,6 +119,24 @@ class Signature:
 
     def header_value(self) -> str:
         return f"{VERSION}; id={_quote_id(self.record_id)}; t={self.sent_ms}; sig={self.mac}"
+
+
+@dataclass(frozen=True, slots=True)
+class MarkingHeaders:
+    """The signature and id headers (in that order) as each reader meets them, from
+    ``[marking]``: lower-case bytes (ASGI, the collector's parser) and the environ keys of
+    WSGI and of Django's ``META``."""
+
+    asgi: tuple[bytes, bytes]
+    environ: tuple[str, str]
+
+    @classmethod
+    def of(cls, settings: MarkingSettings) -> MarkingHeaders:
+        names = (settings.header, settings.id_header)
+        return cls(
+            (names[0].lower().encode("latin-1"), names[1].lower().encode("latin-1")),
+            (environ_key(names[0]), environ_key(names[1])),
+        )
 
 
 def parse_signature(value: str) -> Signature:

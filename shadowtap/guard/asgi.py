@@ -26,7 +26,7 @@ class GuardMiddleware(GuardedApp[ASGIApp]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        signature_name, id_name = self.guard.asgi_names
+        signature_name, id_name = self.guard.headers.asgi
         signature = record_id = None
         for name, value in scope["headers"]:
             if name == signature_name:

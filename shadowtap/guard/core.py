@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from shadowtap.config import Settings
-from shadowtap.gateway import environ_key
 from shadowtap.guard import patches
 from shadowtap.guard.metrics import GuardMetrics
 from shadowtap.guard.policy import GUARD_HEADER, Policy
 from shadowtap.guard.state import Mirror
-from shadowtap.marking import Check, Marker
+from shadowtap.marking import Check, Marker, MarkingHeaders
 
 log = logging.getLogger("shadowtap.guard")
 AppT = TypeVar("AppT")
@@ -76,11 +75,7 @@ class Guard:
         self.marker = Marker.from_settings(settings.marking, environ)
         self.policy = Policy(settings.guard, self.metrics)
         self.reject = settings.guard.on_untrusted == "reject"
-        # The two marking headers as each server spells them: ASGI's lower-case bytes, and
-        # the environ keys of WSGI and of Django's META.
-        signature, record_id = settings.marking.header, settings.marking.id_header
-        self.asgi_names = (signature.lower().encode("latin-1"), record_id.lower().encode("latin-1"))
-        self.environ_keys = (environ_key(signature), environ_key(record_id))
+        self.headers = MarkingHeaders.of(settings.marking)
         self.patches = patches.install()
         if self.marker.is_development:
             log.warning(

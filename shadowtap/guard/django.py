@@ -32,7 +32,7 @@ def _shared_guard() -> Guard:
 
 
 def _admit(guard: Guard, request: Any) -> Mirror | Rejection | None:
-    signature_key, id_key = guard.environ_keys
+    signature_key, id_key = guard.headers.environ
     signature = request.META.get(signature_key)
     record_id = request.META.get(id_key)
     if signature is None and record_id is None:

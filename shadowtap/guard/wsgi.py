@@ -28,7 +28,7 @@ class GuardWSGIMiddleware(GuardedApp[WSGIApp]):
     """Runs verified mirrored requests with their side effects blocked."""
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        signature_key, id_key = self.guard.environ_keys
+        signature_key, id_key = self.guard.headers.environ
         signature = environ.get(signature_key)
         record_id = environ.get(id_key)
         if signature is None and record_id is None:

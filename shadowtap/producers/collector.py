@@ -21,7 +21,8 @@ subrequest has been answered: whatever the collector costs, production pays
   ``/metrics`` with the capture counters (``shadowtap_capture_dropped{reason}`` counts
   rejected and refused requests by reason).
 - A proxy's copy has no production response, so records carry none. All other capture
-  settings (sampling, path rules, body limits, redaction) apply as in the middleware.
+  settings (sampling, path rules, body limits, redaction, loop prevention) apply as in the
+  middleware.
 
 HTTP/1.1 is parsed by httptools (llhttp, Node.js's parser, as uvicorn uses it), in the
 ``collector`` extra so the middleware's install stays light. A request RFC 9112 says to
@@ -127,7 +128,8 @@ class Collector:
         # Headers a request's ``named`` keeps (see _Request).
         self.named = frozenset(
             {b"host", b"content-length", b"transfer-encoding", b"content-type",
-             b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto", self._secret_key}
+             b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto", self._secret_key,
+             *capturer.marking_headers.asgi}
         )  # fmt: skip
         self.max_head = max_head
         self.forbidden = 0
@@ -163,6 +165,12 @@ class Collector:
         if request_id is None:
             return
         named = request.named
+        signature_key, id_key = cap.marking_headers.asgi
+        signature = named.get(signature_key)
+        if signature is not None and cap.mirrored(
+            request.method, request.target.encode("latin-1"), signature, named.get(id_key)
+        ):
+            return
         copy = cap.request_copy(
             parse_length(named.get(b"content-length")),
             chunked=b"transfer-encoding" in named,

@@ -28,7 +28,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.gateway import environ_headers, environ_path, parse_length, scope_path
+from shadowtap.gateway import (
+    environ_headers,
+    environ_path,
+    environ_target,
+    parse_length,
+    scope_path,
+    scope_target,
+)
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.exchange import BodyCopy, Exchange
 
@@ -95,6 +102,12 @@ class ShadowtapDjangoMiddleware:
             if request_id is None:
                 return None
             environ = request.META
+            signature_key, id_key = cap.marking_headers.environ
+            signature = environ.get(signature_key)
+            if signature is not None:
+                target = scope_target(scope) if scope is not None else environ_target(environ)
+                if cap.mirrored(request.method, target, signature, environ.get(id_key)):
+                    return None
             copy = cap.request_copy(
                 parse_length(environ.get("CONTENT_LENGTH")),
                 chunked="HTTP_TRANSFER_ENCODING" in environ,
