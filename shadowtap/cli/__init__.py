@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--max-in-flight", type=int, help="requests in flight (default 64)")
     replay.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default off)")
     replay.add_argument("--loglevel", default="info", help="log level (default: info)")
+    replay.add_argument(
+        "--allow-production-target",
+        action="store_true",
+        help="replay even to a production host: every request reaches production twice",
+    )
     replay.set_defaults(handler=replay_command)
 
     _add_dlq(sub, common)
