@@ -72,13 +72,14 @@ def critical_findings(
     target: str,
     *,
     records: Iterable[Envelope] | None = None,
+    unread: str = "",
     allow_production: bool = False,
     resolve: Resolver | None = None,
 ) -> list[Finding]:
     """The production-target and marking-key checks for ``target`` (a URL).
 
     ``records`` are where production is learned from; by default the recent records of
-    ``topics.mirror`` (the traffic a replayer sends).
+    ``topics.mirror`` (the traffic a replayer sends). ``unread``: why the caller has none.
     """
     topic = settings.topics.mirror
     if records is None:
@@ -86,10 +87,8 @@ def critical_findings(
             seen = production_endpoints(recent_records(settings.kafka, topic))
         except BrokerError as exc:
             seen, unread = set(), str(exc)
-        else:
-            unread = ""
     else:
-        seen, unread = production_endpoints(records), ""
+        seen = production_endpoints(records)
     return [
         production_target(
             target, seen, topic, allow=allow_production, unread=unread, resolve=resolve

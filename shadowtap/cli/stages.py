@@ -24,14 +24,20 @@ def collect_command(args: argparse.Namespace) -> int:
     from shadowtap.producers.collector import serve
 
     _log_at(args.loglevel)
-    settings = command_settings(args, capture={"collector_metrics_port": args.metrics_port or None})
+    flags = {
+        "collector_host": args.host,
+        "collector_port": args.port,
+        "collector_metrics_port": args.metrics_port or None,
+    }
+    settings = command_settings(args, capture=flags)
     try:
         wait_for_broker(settings.kafka)
     except KafkaSecurityError:
         raise
     except BrokerError as exc:  # capture never waits on Kafka: it drops and counts meanwhile
         logging.getLogger("shadowtap.collect").warning("%s; collecting anyway", exc)
-    asyncio.run(serve(settings, args.host, args.port))
+    capture = settings.capture
+    asyncio.run(serve(settings, capture.collector_host, capture.collector_port))
     return 0
 
 

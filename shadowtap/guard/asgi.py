@@ -13,11 +13,8 @@ from __future__ import annotations
 
 from shadowtap.gateway import scope_target
 from shadowtap.guard.core import GuardedApp, Rejection
-from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import enter, leave
 from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
-
-_MIRRORED = (GUARD_HEADER.lower().encode(), b"mirrored")
 
 
 class GuardMiddleware(GuardedApp[ASGIApp]):
@@ -43,9 +40,12 @@ class GuardMiddleware(GuardedApp[ASGIApp]):
         if isinstance(decision, Rejection):
             return await _reject(decision, send)
 
+        name, value = self.guard.mirrored
+        mirrored = (name.lower().encode(), value.encode())
+
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), _MIRRORED]
+                message["headers"] = [*message.get("headers", ()), mirrored]
             await send(message)
 
         token = enter(decision)

@@ -5,7 +5,9 @@ A request *claims* to be mirrored when it carries the signature or the id header
 and otherwise calls the app at once. A claim is verified (shadowtap.marking); then:
 
 - valid: the request runs as mirrored (``state.Mirror`` in the context variable), its
-  response carries ``X-Shadowtap-Guard: mirrored`` (so a signed probe can see the guard);
+  response carries ``X-Shadowtap-Guard: mirrored`` (so a signed probe can see the guard;
+  ``mirrored; idempotency-key=honoured`` with ``guard.honours_idempotency_key``, the app's
+  word that a repeated ``Idempotency-Key`` gets the first answer, for ``shadowtap doctor``);
 - not valid, ``guard.on_untrusted = "reject"`` (default): 403 with a body that says why, and
   the app never sees it — a mirrored request whose marking broke must not fire its side
   effects;
@@ -76,6 +78,8 @@ class Guard:
         self.policy = Policy(settings.guard, self.metrics)
         self.reject = settings.guard.on_untrusted == "reject"
         self.headers = MarkingHeaders.of(settings.marking)
+        honours = "; idempotency-key=honoured" if settings.guard.honours_idempotency_key else ""
+        self.mirrored = (GUARD_HEADER, "mirrored" + honours)  # on a mirrored request's response
         self.patches = patches.install()
         if self.marker.is_development:
             log.warning(

@@ -70,7 +70,7 @@ def guard_middleware(get_response: Callable[[Any], Any]) -> Callable[[Any], Any]
                 response = await get_response_async(request)
             finally:
                 leave(token)
-            response[GUARD_HEADER] = "mirrored"
+            response[GUARD_HEADER] = guard.mirrored[1]
             return response
 
         return markcoroutinefunction(middleware_async)
@@ -86,7 +86,7 @@ def guard_middleware(get_response: Callable[[Any], Any]) -> Callable[[Any], Any]
             response = get_response(request)
         finally:
             leave(token)
-        response[GUARD_HEADER] = "mirrored"
+        response[GUARD_HEADER] = guard.mirrored[1]
         return response
 
     return middleware

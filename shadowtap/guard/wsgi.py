@@ -19,7 +19,6 @@ from typing import Any
 
 from shadowtap.gateway import environ_target
 from shadowtap.guard.core import GuardedApp, Rejection
-from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import enter
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
@@ -48,7 +47,7 @@ class GuardWSGIMiddleware(GuardedApp[WSGIApp]):
         def start_marked(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
-            headers = [*headers, (GUARD_HEADER, "mirrored")]
+            headers = [*headers, self.guard.mirrored]
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)

@@ -14,9 +14,10 @@ subrequest has been answered: whatever the collector costs, production pays
   removed again (``api.example.com-shadow:8080`` → ``api.example.com:8080``).
 - The client address comes from ``X-Forwarded-For`` (first hop) or ``X-Real-IP``, the
   scheme from ``X-Forwarded-Proto``.
-- ``[capture] collector_secret``: when set, requests must carry it in
-  ``collector_secret_header`` (default ``X-Shadowtap-Secret``), else they get 403 and are
-  counted; the header never reaches the record.
+- ``[capture] collector_host``/``collector_port`` (``--host``/``--port``): where it listens;
+  ``collector_secret`` (needed beyond loopback: doctor fails without it): requests must carry
+  it in ``collector_secret_header`` (default ``X-Shadowtap-Secret``), else they get 403 and
+  are counted; the header never reaches the record.
 - ``[capture] collector_metrics_port`` (``--metrics-port``; 0: off): Prometheus
   ``/metrics`` with the capture counters (``shadowtap_capture_dropped{reason}`` counts
   rejected and refused requests by reason).

@@ -44,7 +44,7 @@ from types import TracebackType
 
 import orjson
 
-from shadowtap.config import Settings
+from shadowtap.config import DEVELOPMENT_HASH_KEY, Settings
 from shadowtap.envelope import REDACTED, Envelope, Response, encode, kafka_headers, new_id
 from shadowtap.headers import Headers, cookie_value, header_value
 from shadowtap.marking import Marker, MarkingHeaders
@@ -131,7 +131,7 @@ class Capturer:
         self._session_cookie = c.session_cookie
         self._principal_header = c.principal_header.lower()
         self._principal_claim = c.principal_jwt_claim
-        self._hash_key = (c.hash_key or "shadowtap-development-key").encode()
+        self._hash_key = (c.hash_key or DEVELOPMENT_HASH_KEY).encode()
         self._marker = Marker.from_settings(settings.marking)
         self.marking_headers = MarkingHeaders.of(settings.marking)
         self.metrics = publisher.metrics if publisher is not None else CaptureMetrics(metric_hook)
