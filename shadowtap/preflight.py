@@ -179,28 +179,30 @@ _STYLE = {Status.PASS: "[green]pass[/green]", Status.WARN: "[yellow]warn[/yellow
 
 
 def show(findings: Sequence[Finding], console: Any) -> None:
-    """The findings as a checklist on a rich console (plain lines on the plain stand-in)."""
-    try:
-        from rich.markup import escape
-        from rich.table import Table
-    except ImportError:
+    """The findings as a table on a terminal; as one line each elsewhere (a log file, the
+    plain stand-in of a capture-only install), so no line is folded."""
+    if not getattr(console, "is_terminal", False):
         for f in findings:
-            console.print(
-                f"{f.status.value:4}  {f.check:18} {f.found}"
-                + (f"\n      fix: {f.fix}" if f.fix else "")
-            )
+            line = f"{f.status.value.upper():4}  {f.check}: {f.found}"
+            console.print(_escape(line + (f" — fix: {f.fix}" if f.fix else "")), soft_wrap=True)
         return
+    from rich.table import Table
+
     table = Table(show_header=True, header_style="bold", expand=False)
     for column in ("", "check", "found", "fix"):
         table.add_column(column, overflow="fold")
     for f in findings:
-        table.add_row(
-            _STYLE.get(f.status, "[bold red]FAIL[/bold red]"),
-            f.check,
-            escape(f.found),
-            escape(f.fix),
-        )
+        status = _STYLE.get(f.status, "[bold red]FAIL[/bold red]")
+        table.add_row(status, f.check, _escape(f.found), _escape(f.fix))
     console.print(table)
+
+
+def _escape(text: str) -> str:
+    try:
+        from rich.markup import escape
+    except ImportError:
+        return text
+    return escape(text)
 
 
 def as_json(findings: Sequence[Finding]) -> dict[str, Any]:

@@ -103,7 +103,7 @@ def test_findings_render_as_a_table_and_as_json() -> None:
     from rich.console import Console as RichConsole
 
     findings = critical_findings(_settings(), "https://shop.internal:8001", records=PRODUCTION)
-    rich = RichConsole(record=True, width=200)
+    rich = RichConsole(record=True, width=200, force_terminal=True)
     show(findings, rich)
     text = rich.export_text()
     assert "marking-key" in text and "fail" in text.lower()
@@ -112,6 +112,11 @@ def test_findings_render_as_a_table_and_as_json() -> None:
         "findings": [f.as_dict() for f in findings],
     }
     assert as_json(findings)["findings"][1]["status"] == "fail"
+    log = RichConsole(record=True, width=60, force_terminal=False)
+    show(findings, log)
+    lines = log.export_text().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("FAIL  marking-key: ")  # one line each
+    assert lines[1].endswith("the target share")
 
 
 def test_start_allowed_shows_what_is_not_a_pass() -> None:
