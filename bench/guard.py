@@ -7,8 +7,10 @@
    app, a raw WSGI app, Django's middleware chain (a real ``WSGIRequest``) and a FastAPI app
    (Starlette's whole stack, to put the difference next to a real app's own cost). The goal is
    at most 5 µs a request.
-2. Per request, marked: the cost of verifying a signed request (HMAC, parse, canonical
-   target), paid only by mirrored traffic.
+2. Per request, marked: the replayer signing one attempt (``Policy.marked``: the target of
+   the URL, HMAC, a copy of the headers with the signature), and the guard verifying a
+   signed request (HMAC, parse, canonical target), paid only by mirrored traffic; capture's
+   loop prevention verifies the same way, and only requests with a signature pay it.
 3. Per outbound call outside a mirrored request: each patch's wrapper around a stub of the
    call it wraps, against the stub alone, and one real httpx call to a local HTTP server
    with the patch on and off.
@@ -208,14 +210,24 @@ def fastapi_cases() -> tuple[dict[str, Callable[[], object]], Callable[[], None]
 
 
 def marked_cases() -> dict[str, Callable[[], object]]:
+    from shadowtap.envelope import Envelope
     from shadowtap.guard.core import Guard
+    from shadowtap.replayers.policy import Policy
+    from shadowtap.replayers.rewrite import Rewriter
 
     guard = Guard(SETTINGS)
     marker = Marker(KEY)
     rid = "0190a0b1-7c2d-7e3f-8a4b-5c6d7e8f9012"
     signature = marker.sign("POST", "/api/orders?id=7", rid)
+    replayer = Settings.load(
+        env={}, overrides={"marking": {"key": KEY}, "replayer": {"target": "http://stg:8080"}}
+    )
+    headers = [(k.decode(), v.decode()) for k, v in HEADERS]
+    env = Envelope("POST", "/api/orders", query="id=7", headers=headers, body=b"{}", id=rid)
+    out = Rewriter(replayer.replayer).rewrite(env)
+    policy = Policy.from_settings(replayer.replayer, replayer.marking)
     return {
-        "sign (replayer, per attempt)": lambda: marker.sign("POST", "/api/orders?id=7", rid),
+        "sign (replayer, per attempt)": lambda: policy.marked(out),
         "verify (guard, per claim)": lambda: guard.admit(
             "POST", b"/api/orders?id=7", signature, rid
         ),

@@ -35,6 +35,9 @@ from shadowtap.errors import ConfigError
 from shadowtap.rules import RequestRule, check_paths
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+# The key of capture's hashes and the scrubber's pseudonyms when none is set: public, so
+# anyone can reverse them (`shadowtap doctor` fails on it).
+DEVELOPMENT_HASH_KEY = "shadowtap-development-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,9 @@ class CaptureSettings:
     delivery_timeout_s: float = 30.0
     flush_timeout_s: float = 2.0
     log_interval_s: float = 60.0
-    collector_secret: str = ""
+    collector_host: str = "127.0.0.1"  # where `shadowtap collect` listens (--host)
+    collector_port: int = 8787
+    collector_secret: str = ""  # set it whenever collector_host is beyond loopback
     collector_secret_header: str = "X-Shadowtap-Secret"
     collector_metrics_port: int = 0
 
@@ -344,6 +349,9 @@ class GuardSettings:
     respond_body: str = "{}"
     respond_content_type: str = "application/json"
     on_untrusted: Literal["reject", "ordinary"] = "reject"
+    # The app answers a repeated Idempotency-Key with its first answer instead of doing the
+    # work again; said to a signed probe, so `shadowtap doctor` need not send a POST twice.
+    honours_idempotency_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,3 +377,11 @@ class Settings:
         """Defaults ← TOML file ← SHADOWTAP_* environment ← ``overrides``."""
         settings: Settings = load(cls, path, env=env, overrides=overrides)
         return settings
+
+    @classmethod
+    def from_django(cls) -> Settings:
+        """Settings from Django's ``settings.SHADOWTAP`` (the sections and keys of the TOML
+        file), over ``SHADOWTAP_*``: what the Django middleware of capture and guard read."""
+        from django.conf import settings as django_settings
+
+        return cls.load(overrides=getattr(django_settings, "SHADOWTAP", {}) or {})

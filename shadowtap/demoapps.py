@@ -4,17 +4,26 @@ Plain ASGI, no framework, so the demo needs nothing beyond uvicorn. v2 differs f
 purpose (a discount rule and a renamed field), so a replay has real differences to find::
 
     python -m shadowtap.demoapps production --port 8001   # v1 behind the capture middleware
-    python -m shadowtap.demoapps staging --port 8002      # v2, bare
+    python -m shadowtap.demoapps staging --port 8002      # v2 behind the guard
 
 Routes: ``GET /health``, ``GET /metrics``, ``GET /api/products?page=N``,
 ``POST /api/orders`` (JSON), ``GET /api/orders/{id}``, ``POST /api/login`` (form).
+
+An accepted order is confirmed by e-mail through smtplib when ``SHOP_SMTP`` names a mail
+server (``host:port``; failures are ignored, as Django's ``fail_silently`` does). Staging runs
+behind shadowtap's guard, which blocks that e-mail for mirrored orders; its counters are on
+``GET /guard/metrics``.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import smtplib
 import urllib.parse
+from collections.abc import Callable
+from email.message import EmailMessage
 from typing import Any
 
 import orjson
@@ -83,6 +92,7 @@ def _route(version: str, method: str, path: str, query: bytes, body: bytes) -> t
         if version == "v2" and total > 5000:
             total = total * 9 // 10
         order_id = hashlib.sha256(body).hexdigest()[:12]
+        _confirm(order_id)
         key = "total_cents" if version == "v1" else "amount_cents"
         return 201, {"order_id": order_id, key: total, "status": "accepted"}
     if path.startswith("/api/orders/") and method == "GET":
@@ -98,6 +108,34 @@ def _route(version: str, method: str, path: str, query: bytes, body: bytes) -> t
     return 404, {"error": "not found"}
 
 
+def _confirm(order_id: str) -> None:
+    """The order confirmation e-mail, when a mail server is configured (``SHOP_SMTP``)."""
+    server = os.environ.get("SHOP_SMTP", "")
+    if not server:
+        return
+    message = EmailMessage()
+    message["From"], message["To"] = "shop@example.com", "customer@example.com"
+    message["Subject"] = f"Order {order_id} accepted"
+    message.set_content("Thank you for your order.")
+    try:
+        with smtplib.SMTP(server, timeout=2) as smtp:
+            smtp.send_message(message)
+    except OSError:  # blocked by the guard, or no mail server: the order stands
+        pass
+
+
+def _with_guard_metrics(app: ASGIApp, render: Callable[[], str]) -> ASGIApp:
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/guard/metrics":
+            return await app(scope, receive, send)
+        text = render().encode()
+        headers = [(b"content-type", b"text/plain; version=0.0.4")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": text})
+
+    return guarded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m shadowtap.demoapps")
     parser.add_argument("role", choices=["production", "staging"])
@@ -105,12 +143,18 @@ def main() -> None:
     args = parser.parse_args()
     import uvicorn
 
+    from shadowtap.config import Settings
+
     app = shop_app("v1" if args.role == "production" else "v2")
     if args.role == "production":
-        from shadowtap.config import Settings
         from shadowtap.producers.asgi import ShadowtapMiddleware
 
         app = ShadowtapMiddleware(app, settings=Settings.load())
+    else:
+        from shadowtap.guard import GuardMiddleware
+
+        guarded = GuardMiddleware(app, Settings.load())
+        app = _with_guard_metrics(guarded, guarded.guard.metrics.render)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="on")
 
 

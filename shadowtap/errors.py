@@ -11,12 +11,15 @@ Library errors (confluent-kafka, httpx, Presidio, TOML) are converted at the bou
     │   └── DevKafkaError      the local development broker could not be set up or started
     ├── DependencyError        an installed library is a version shadowtap was not tested with
     ├── ScrubError             a record could not be scrubbed (fail closed: DLQ)
-    └── ReplayError            a delivery to a target failed
-        ├── RetryableReplayError   may succeed later (connection refused, 503, timeout)
-        └── PermanentReplayError   will not succeed (blocked by policy, 4xx, bad request)
+    ├── ReplayError            a delivery to a target failed
+    │   ├── RetryableReplayError   may succeed later (connection refused, 503, timeout)
+    │   └── PermanentReplayError   will not succeed (blocked by policy, 4xx, bad request)
+    └── SideEffectBlocked      the target's guard stopped a mirrored request's side effect
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 
 class ShadowtapError(Exception):
@@ -77,3 +80,34 @@ class RetryableReplayError(ReplayError):
 
 class PermanentReplayError(ReplayError):
     """A delivery failure that will not succeed when tried again."""
+
+
+class BlockedEffect(Protocol):
+    """What the guard says about one side effect it stopped (shadowtap.guard.policy.Block)."""
+
+    @property
+    def effect(self) -> str: ...  # http, smtp, email, celery
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class SideEffectBlocked(ShadowtapError):
+    """An outbound side effect of a mirrored request was stopped by the target's guard.
+
+    ``effect``, ``target`` and ``request_id`` say which; the classes the guard's patches raise
+    also derive from the patched library's connection error, so the app's existing error
+    handling sees an unreachable service.
+    """
+
+    def __init__(self, block: BlockedEffect) -> None:
+        super().__init__(block.message)
+        self.effect = block.effect
+        self.target = block.target
+        self.request_id = block.request_id

@@ -36,6 +36,7 @@ Usage::
     marker = Marker.from_settings(settings.marking)
     value = marker.sign("POST", request_target(url), record_id)      # replayer, each attempt
     check = marker.verify(method, target, signature, id_header)      # guard and capture
+    # target: what the server received, shadowtap.gateway.scope_target / environ_target
     if check.valid: ...
 
 Standard library only (plus shadowtap.errors): production apps, target apps and the replayer
@@ -52,10 +53,11 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 from shadowtap.errors import ConfigError, ShadowtapError
+from shadowtap.gateway import environ_key
 
 if TYPE_CHECKING:
     from shadowtap.config import MarkingSettings
@@ -119,6 +121,24 @@ class Signature:
         return f"{VERSION}; id={_quote_id(self.record_id)}; t={self.sent_ms}; sig={self.mac}"
 
 
+@dataclass(frozen=True, slots=True)
+class MarkingHeaders:
+    """The signature and id headers (in that order) as each reader meets them, from
+    ``[marking]``: lower-case bytes (ASGI, the collector's parser) and the environ keys of
+    WSGI and of Django's ``META``."""
+
+    asgi: tuple[bytes, bytes]
+    environ: tuple[str, str]
+
+    @classmethod
+    def of(cls, settings: MarkingSettings) -> MarkingHeaders:
+        names = (settings.header, settings.id_header)
+        return cls(
+            (names[0].lower().encode("latin-1"), names[1].lower().encode("latin-1")),
+            (environ_key(names[0]), environ_key(names[1])),
+        )
+
+
 def parse_signature(value: str) -> Signature:
     """Read a signature header; raise MalformedMarking saying what is wrong."""
     if len(value) > MAX_HEADER_LENGTH:
@@ -171,24 +191,6 @@ def request_target(url: str) -> str:
     """The origin-form target (path and query) of an absolute URL, as a client sends it."""
     parts = urlsplit(url)
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
-def asgi_request_target(scope: Mapping[str, Any]) -> bytes:
-    """Path and query of an ASGI request as the server received them."""
-    raw: bytes | None = scope.get("raw_path")
-    path = raw or str(scope["path"]).encode("utf-8", "surrogateescape")
-    query: bytes = scope.get("query_string") or b""
-    return path + b"?" + query if query else path
-
-
-def wsgi_request_target(environ: Mapping[str, Any]) -> bytes:
-    """Path and query of a WSGI request as the server received them."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw:
-        return str(raw).encode("latin-1")
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-    query = str(environ.get("QUERY_STRING", ""))
-    return (f"{path}?{query}" if query else path).encode("latin-1")
 
 
 def resolve_key(settings: MarkingSettings, environ: Mapping[str, str] | None = None) -> bytes:

@@ -6,6 +6,7 @@
     shadowtap collect                     HTTP sink for nginx/Envoy/Istio mirrors → captured
     shadowtap process                     the Faust processor: captured → mirror
     shadowtap replay --target URL --group NAME   a replayer worker: mirror → target
+    shadowtap doctor [--target URL] [--json]     preflight checklist before mirroring to a target
     shadowtap dlq stats|list|show|redrive  work the dead-letter topic (shadowtap.deadletters)
     shadowtap demo                        the whole pipeline on demo apps, with a report
 
@@ -13,7 +14,8 @@ Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--boots
 Without either, a local broker started by ``shadowtap kafka start`` is found by itself.
 
 The parser and ``main`` are here; each command group's handlers are in a module of its own
-(``cluster``: kafka and topics; ``stages``: collect, process, replay; ``dlq``; ``demo``), and
+(``cluster``: kafka and topics; ``stages``: collect, process, replay; ``doctor``; ``dlq``;
+``demo``), and
 their flags become settings one way (``shadowtap.cli.settings``).
 Each handler imports what it needs, so ``shadowtap --help`` stays fast and the capture-only
 install can still run the commands that need nothing more.
@@ -30,6 +32,7 @@ from shadowtap.cli.cluster import kafka_command, topics_command
 from shadowtap.cli.console import console, escape
 from shadowtap.cli.demo import demo_command
 from shadowtap.cli.dlq import dlq_command
+from shadowtap.cli.doctor import doctor_command
 from shadowtap.cli.stages import collect_command, process_command, replay_command
 from shadowtap.errors import ShadowtapError
 
@@ -71,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     collect = sub.add_parser(
         "collect", parents=[common], help="HTTP sink for nginx/Envoy/Istio mirrored requests"
     )
-    collect.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    collect.add_argument("--port", type=int, default=8787, help="listen port (default 8787)")
+    collect.add_argument(
+        "--host", help="listen address (default: capture.collector_host, 127.0.0.1)"
+    )
+    collect.add_argument(
+        "--port", type=int, help="listen port (default: capture.collector_port, 8787)"
+    )
     collect.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default off)")
     collect.add_argument("--loglevel", default="info", help="log level (default: info)")
     collect.set_defaults(handler=collect_command)
@@ -96,7 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--max-in-flight", type=int, help="requests in flight (default 64)")
     replay.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default off)")
     replay.add_argument("--loglevel", default="info", help="log level (default: info)")
+    replay.add_argument(
+        "--allow-production-target",
+        action="store_true",
+        help="replay even to a production host: every request reaches production twice",
+    )
     replay.set_defaults(handler=replay_command)
+
+    doctor = sub.add_parser(
+        "doctor", parents=[common], help="preflight checklist: is it safe to mirror to a target?"
+    )
+    doctor.add_argument("--target", help="target base URL (default: replayer.target)")
+    doctor.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    doctor.set_defaults(handler=doctor_command)
 
     _add_dlq(sub, common)
 

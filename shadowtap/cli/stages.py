@@ -3,7 +3,9 @@
 Each checks that the cluster answers and accepts its credentials before it starts
 (shadowtap.kafka_check.wait_for_broker): a cluster that refuses our password or
 certificates stops the command in seconds, saying which, instead of a client retrying
-forever.
+forever. ``replay`` then runs the critical preflight checks (shadowtap.preflight) and exits
+1 without sending anything when the target is production or the marking key is the
+development key off this machine.
 """
 
 from __future__ import annotations
@@ -22,14 +24,20 @@ def collect_command(args: argparse.Namespace) -> int:
     from shadowtap.producers.collector import serve
 
     _log_at(args.loglevel)
-    settings = command_settings(args, capture={"collector_metrics_port": args.metrics_port or None})
+    flags = {
+        "collector_host": args.host,
+        "collector_port": args.port,
+        "collector_metrics_port": args.metrics_port or None,
+    }
+    settings = command_settings(args, capture=flags)
     try:
         wait_for_broker(settings.kafka)
     except KafkaSecurityError:
         raise
     except BrokerError as exc:  # capture never waits on Kafka: it drops and counts meanwhile
         logging.getLogger("shadowtap.collect").warning("%s; collecting anyway", exc)
-    asyncio.run(serve(settings, args.host, args.port))
+    capture = settings.capture
+    asyncio.run(serve(settings, capture.collector_host, capture.collector_port))
     return 0
 
 
@@ -43,7 +51,9 @@ def process_command(args: argparse.Namespace) -> int:
 
 
 def replay_command(args: argparse.Namespace) -> int:
+    from shadowtap.cli.console import console
     from shadowtap.kafka_check import wait_for_broker
+    from shadowtap.preflight import start_allowed
     from shadowtap.replayers.pacing import parse_rate
     from shadowtap.replayers.rewrite import parse_target
     from shadowtap.replayers.worker import run_replayer
@@ -59,8 +69,13 @@ def replay_command(args: argparse.Namespace) -> int:
         "metrics_port": args.metrics_port,
     }
     settings = command_settings(args, replayer=flags)
-    parse_target(settings.replayer.target)  # a typo in the target is said before Kafka is asked
+    target = settings.replayer.target
+    parse_target(target)  # a typo in the target is said before Kafka is asked
     wait_for_broker(settings.kafka)
+    if not start_allowed(
+        settings, target, console(), allow_production=args.allow_production_target
+    ):
+        return 1
     return run_replayer(settings)
 
 

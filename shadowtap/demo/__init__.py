@@ -1,12 +1,13 @@
 """``shadowtap demo``: the whole pipeline on one machine, end to end, in about a minute.
 
 It starts (or finds) a Kafka broker, creates topics for this run, starts the demo shop as
-production (v1, behind the capture middleware) and as staging (v2), runs ``shadowtap
-process`` and one ``shadowtap replay`` worker, sends realistic traffic with planted PII,
-health checks and retried requests, and watches every topic fill up. It ends with a
-report (JSON and HTML) that checks what shadowtap promises: nothing sensitive reached the
-mirror topic, health checks and duplicates were dropped, every mirrored request was
-replayed, and where staging answered differently from production.
+production (v1, behind the capture middleware) and as staging (v2, behind the guard, with
+order confirmation e-mails), runs ``shadowtap process`` and one ``shadowtap replay``
+worker, sends realistic traffic with planted PII, health checks and retried requests, and
+watches every topic fill up. It ends with a report (JSON and HTML) that checks what
+shadowtap promises: nothing sensitive reached the mirror topic, health checks and duplicates
+were dropped, every mirrored request was replayed and trusted by staging's guard, no order
+e-mail left staging, and where staging answered differently from production.
 
     shadowtap demo [--requests 200] [--report-dir .] [--keep-kafka]
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from shadowtap.config import KafkaSettings, Settings
 from shadowtap.demo.report import build_report, print_summary, write_report
 from shadowtap.demo.services import stage_env, supervised
-from shadowtap.demo.traffic import drive
+from shadowtap.demo.traffic import drive, guard_counts
 from shadowtap.devkafka import free_port, resolve_broker
 from shadowtap.devkafka_jars import cache_dir
 from shadowtap.kafka import create_topics
@@ -85,7 +86,7 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
                     "--port",
                     str(staging_port),
                 ],
-                env,
+                {**env, "SHOP_SMTP": f"127.0.0.1:{free_port()}"},  # its order e-mails
             )
             services.start(
                 "production",
@@ -117,10 +118,12 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
             services.wait_http("staging", staging_port)
             services.wait_http("production", prod_port)
             out.print(
-                "[green]✓[/green] production (v1 + capture), staging (v2), processor, replayer"
+                "[green]✓[/green] production (v1 + capture), staging (v2 + guard), processor, "
+                "replayer"
             )
             traffic, tally = drive(settings, prod_port, requests, services, out)
-        report = build_report(traffic, tally)
+            guard = guard_counts(staging_port)
+        report = build_report(traffic, tally, guard)
         paths = write_report(report, report_dir)
         print_summary(out, report, paths)
         if keep_kafka and broker.kind == "local":

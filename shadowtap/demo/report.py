@@ -2,8 +2,9 @@
 
 ``build_report`` checks that every request was captured, no planted PII value reached the
 mirror topic (searched raw and inside base64 bodies), health checks and client retries were
-dropped, every mirrored request was replayed and nothing was dead-lettered; it lists where
-staging answered with another status than production. ``write_report`` writes it as JSON
+dropped, every mirrored request was replayed and nothing was dead-lettered, staging's guard
+trusted every replayed request and blocked the e-mail of every order staging accepted; it
+lists where staging answered with another status than production. ``write_report`` writes it as JSON
 and as a self-contained HTML page, every value escaped on its way into the markup by one
 function (``escape``); ``print_summary`` says it on the terminal.
 """
@@ -39,9 +40,16 @@ def _leaks(planted: list[str], raw_records: list[bytes]) -> list[str]:
     return sorted(found)
 
 
-def build_report(traffic: Traffic, tally: Tally) -> dict[str, Any]:
+def build_report(traffic: Traffic, tally: Tally, guard: dict[str, int]) -> dict[str, Any]:
+    """The verdict; ``guard`` is what staging's guard counted (traffic.guard_counts)."""
     mirrored_kinds = Counter(_kind(env) for env in tally.mirrored.values())
     replayed = [rid for rid in tally.mirrored if rid in tally.results]
+    reached_staging = [rid for rid in replayed if tally.results[rid].get("status") is not None]
+    orders_accepted = sum(
+        1
+        for rid in reached_staging
+        if _kind(tally.mirrored[rid]) == "order" and tally.results[rid].get("status") == 201
+    )
     diffs = []
     for rid in replayed:
         env, result = tally.mirrored[rid], tally.results[rid]
@@ -65,6 +73,9 @@ def build_report(traffic: Traffic, tally: Tally) -> dict[str, Any]:
         "every mirrored request replayed": len(replayed) == len(tally.mirrored)
         and bool(tally.mirrored),
         "nothing in the dead-letter topic": tally.dlq == 0,
+        "staging's guard trusted every replayed request": guard["verified"] == len(reached_staging),
+        "no order e-mail left staging (blocked by the guard)": guard["emails_blocked"]
+        == orders_accepted,
     }
     return {
         "passed": all(checks.values()),
@@ -77,6 +88,7 @@ def build_report(traffic: Traffic, tally: Tally) -> dict[str, Any]:
         "mirrored_by_kind": dict(mirrored_kinds),
         "replayed": len(replayed),
         "dead_lettered": tally.dlq,
+        "side_effects_blocked": {"order_emails": guard["emails_blocked"]},
         "planted_pii_values": len(set(traffic.planted)),
         "leaked_pii_values": leaks,
         "status_differences": diffs[:50],
@@ -135,7 +147,7 @@ def render_html(report: dict[str, Any]) -> str:
     checks = "".join(_row(name, _verdict(ok)) for name, ok in report["checks"].items())
     counts = "".join(
         _row(k, report[k]) for k in ("sent", "captured", "mirrored", "replayed", "dead_lettered")
-    )
+    ) + _row("order e-mails blocked on staging", report["side_effects_blocked"]["order_emails"])
     diffs = "".join(
         _row(d["request"], d["production"], d["staging"]) for d in report["status_differences"]
     )
@@ -173,5 +185,6 @@ def print_summary(out: Any, report: dict[str, Any], paths: tuple[Path, Path]) ->
     out.print(
         f"sent {report['sent']} · captured {report['captured']} · mirrored {report['mirrored']} · "
         f"replayed {report['replayed']} · status differences {report['status_difference_count']}"
+        f" · order e-mails blocked on staging {report['side_effects_blocked']['order_emails']}"
     )
     out.print(f"report: {paths[0]} and {paths[1]}")

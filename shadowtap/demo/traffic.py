@@ -187,3 +187,19 @@ def _show(progress: Any, bars: dict[str, Any], tally: Tally) -> None:
     progress.update(bars["captured"], completed=len(tally.captured))
     progress.update(bars["mirrored"], completed=len(tally.mirrored))
     progress.update(bars["replayed"], completed=len(tally.results))
+
+
+def guard_counts(port: int) -> dict[str, int]:
+    """What staging's guard counted (``GET /guard/metrics``): requests it verified as
+    mirrored, and the e-mails it blocked."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/guard/metrics", timeout=10).text
+    counts = {"verified": 0, "emails_blocked": 0}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith('shadowtap_guard_marked_requests_total{verdict="valid"'):
+            counts["verified"] += int(float(value))
+        elif name.startswith('shadowtap_guard_blocked_total{effect="smtp"'):
+            counts["emails_blocked"] += int(float(value))
+    return counts

@@ -10,7 +10,8 @@ vs a target)::
 - **Status** first: when the statuses differ, that is the one difference; bodies of a 200
   and a 500 differ as a consequence, not as more findings.
 - **Headers** by lower-case name, repeated ones joined in order. ``Date``, ``Server``,
-  ``Content-Length`` (the body says it better) and hop-by-hop headers are ignored unless
+  ``Content-Length`` (the body says it better), hop-by-hop headers and the guard's
+  ``X-Shadowtap-Guard`` (only a mirrored answer has it) are ignored unless
   ``compare_defaults`` is set; ``only`` narrows to a set; header noise rules apply; values
   differing only in class values (ids, HTTP dates) are noise-class.
 - **Body**: JSON (by content type, or by shape when there is none) structurally
@@ -39,7 +40,7 @@ from shadowtap.headers import HOP_BY_HOP
 STATUS = "status"
 BODY_SIZE = "body:size"
 BODY_KIND = "body:kind"
-DEFAULT_IGNORED_HEADERS = HOP_BY_HOP | {"date", "server", "content-length"}
+DEFAULT_IGNORED_HEADERS = HOP_BY_HOP | {"date", "server", "content-length", "x-shadowtap-guard"}
 # The structural walk recurses about three frames a level; Python allows 1,000 frames.
 _MAX_DEPTH = 200
 

@@ -30,9 +30,9 @@ installed, the libraries it patches.
 
 from __future__ import annotations
 
+from shadowtap.errors import SideEffectBlocked
 from shadowtap.guard.asgi import GuardMiddleware
 from shadowtap.guard.core import Guard
-from shadowtap.guard.policy import SideEffectBlocked
 from shadowtap.guard.state import is_mirrored, mirrored_request_id
 from shadowtap.guard.wsgi import GuardWSGIMiddleware
 

@@ -11,13 +11,10 @@ that has them is in shadowtap.guard.core; settings are ``[marking]`` and ``[guar
 
 from __future__ import annotations
 
+from shadowtap.gateway import scope_target
 from shadowtap.guard.core import GuardedApp, Rejection
-from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import enter, leave
-from shadowtap.marking import asgi_request_target
 from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
-
-_MIRRORED = (GUARD_HEADER.lower().encode(), b"mirrored")
 
 
 class GuardMiddleware(GuardedApp[ASGIApp]):
@@ -26,7 +23,7 @@ class GuardMiddleware(GuardedApp[ASGIApp]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        signature_name, id_name = self.guard.asgi_names
+        signature_name, id_name = self.guard.headers.asgi
         signature = record_id = None
         for name, value in scope["headers"]:
             if name == signature_name:
@@ -36,16 +33,19 @@ class GuardMiddleware(GuardedApp[ASGIApp]):
         if signature is None and record_id is None:
             return await self.app(scope, receive, send)
         decision = self.guard.admit(
-            scope["method"], asgi_request_target(scope), _text(signature), _text(record_id)
+            scope["method"], scope_target(scope), _text(signature), _text(record_id)
         )
         if decision is None:
             return await self.app(scope, receive, send)
         if isinstance(decision, Rejection):
             return await _reject(decision, send)
 
+        name, value = self.guard.mirrored
+        mirrored = (name.lower().encode(), value.encode())
+
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), _MIRRORED]
+                message["headers"] = [*message.get("headers", ()), mirrored]
             await send(message)
 
         token = enter(decision)

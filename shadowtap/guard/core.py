@@ -5,7 +5,9 @@ A request *claims* to be mirrored when it carries the signature or the id header
 and otherwise calls the app at once. A claim is verified (shadowtap.marking); then:
 
 - valid: the request runs as mirrored (``state.Mirror`` in the context variable), its
-  response carries ``X-Shadowtap-Guard: mirrored`` (so a signed probe can see the guard);
+  response carries ``X-Shadowtap-Guard: mirrored`` (so a signed probe can see the guard;
+  ``mirrored; idempotency-key=honoured`` with ``guard.honours_idempotency_key``, the app's
+  word that a repeated ``Idempotency-Key`` gets the first answer, for ``shadowtap doctor``);
 - not valid, ``guard.on_untrusted = "reject"`` (default): 403 with a body that says why, and
   the app never sees it — a mirrored request whose marking broke must not fire its side
   effects;
@@ -28,7 +30,7 @@ from shadowtap.guard import patches
 from shadowtap.guard.metrics import GuardMetrics
 from shadowtap.guard.policy import GUARD_HEADER, Policy
 from shadowtap.guard.state import Mirror
-from shadowtap.marking import Check, Marker
+from shadowtap.marking import Check, Marker, MarkingHeaders
 
 log = logging.getLogger("shadowtap.guard")
 AppT = TypeVar("AppT")
@@ -60,11 +62,6 @@ class Rejection:
         return cls(str(check.verdict), text.encode())
 
 
-def environ_key(header: str) -> str:
-    """The WSGI environ key of a request header (``X-Shadowtap-Id`` → ``HTTP_X_SHADOWTAP_ID``)."""
-    return "HTTP_" + header.upper().replace("-", "_")
-
-
 class Guard:
     """Verification, policy and counters for one app; built once, used by every request."""
 
@@ -80,11 +77,9 @@ class Guard:
         self.marker = Marker.from_settings(settings.marking, environ)
         self.policy = Policy(settings.guard, self.metrics)
         self.reject = settings.guard.on_untrusted == "reject"
-        # The two marking headers as each server spells them: ASGI's lower-case bytes, and
-        # the environ keys of WSGI and of Django's META.
-        signature, record_id = settings.marking.header, settings.marking.id_header
-        self.asgi_names = (signature.lower().encode("latin-1"), record_id.lower().encode("latin-1"))
-        self.environ_keys = (environ_key(signature), environ_key(record_id))
+        self.headers = MarkingHeaders.of(settings.marking)
+        honours = "; idempotency-key=honoured" if settings.guard.honours_idempotency_key else ""
+        self.mirrored = (GUARD_HEADER, "mirrored" + honours)  # on a mirrored request's response
         self.patches = patches.install()
         if self.marker.is_development:
             log.warning(

@@ -14,36 +14,31 @@ instead when views stream). The rest is in shadowtap.guard.core.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shadowtap.config import Settings
+from shadowtap.gateway import environ_target, scope_target
 from shadowtap.guard.core import Guard, Rejection
 from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import Mirror, enter, leave
-from shadowtap.marking import asgi_request_target, wsgi_request_target
-
-_guard: Guard | None = None
 
 
+@functools.cache
 def _shared_guard() -> Guard:
     """One Guard per process, built from settings.SHADOWTAP."""
-    global _guard
-    if _guard is None:
-        from django.conf import settings as django_settings
-
-        _guard = Guard(Settings.load(overrides=getattr(django_settings, "SHADOWTAP", {}) or {}))
-    return _guard
+    return Guard(Settings.from_django())
 
 
 def _admit(guard: Guard, request: Any) -> Mirror | Rejection | None:
-    signature_key, id_key = guard.environ_keys
+    signature_key, id_key = guard.headers.environ
     signature = request.META.get(signature_key)
     record_id = request.META.get(id_key)
     if signature is None and record_id is None:
         return None
     scope = getattr(request, "scope", None)  # under ASGI, META's path is already decoded
-    target = asgi_request_target(scope) if scope is not None else wsgi_request_target(request.META)
+    target = scope_target(scope) if scope is not None else environ_target(request.META)
     return guard.admit(request.method, target, signature, record_id)
 
 
@@ -75,7 +70,7 @@ def guard_middleware(get_response: Callable[[Any], Any]) -> Callable[[Any], Any]
                 response = await get_response_async(request)
             finally:
                 leave(token)
-            response[GUARD_HEADER] = "mirrored"
+            response[GUARD_HEADER] = guard.mirrored[1]
             return response
 
         return markcoroutinefunction(middleware_async)
@@ -91,7 +86,7 @@ def guard_middleware(get_response: Callable[[Any], Any]) -> Callable[[Any], Any]
             response = get_response(request)
         finally:
             leave(token)
-        response[GUARD_HEADER] = "mirrored"
+        response[GUARD_HEADER] = guard.mirrored[1]
         return response
 
     return middleware

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from shadowtap.config import GuardSettings
-from shadowtap.errors import ConfigError, ShadowtapError
+from shadowtap.errors import ConfigError
 from shadowtap.guard.metrics import GuardMetrics
 
 log = logging.getLogger("shadowtap.guard")
@@ -60,20 +60,6 @@ class Block:
         if self.respond:
             return respond(self)
         raise error(self)
-
-
-class SideEffectBlocked(ShadowtapError):
-    """An outbound side effect of a mirrored request was stopped by the guard.
-
-    ``effect``, ``target`` and ``request_id`` say which; the classes the patches raise also
-    derive from the patched library's connection error.
-    """
-
-    def __init__(self, block: Block) -> None:
-        super().__init__(block.message)
-        self.effect = block.effect
-        self.target = block.target
-        self.request_id = block.request_id
 
 
 class Policy:

@@ -17,10 +17,9 @@ import contextvars
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from shadowtap.gateway import environ_target
 from shadowtap.guard.core import GuardedApp, Rejection
-from shadowtap.guard.policy import GUARD_HEADER
 from shadowtap.guard.state import enter
-from shadowtap.marking import wsgi_request_target
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
 
@@ -28,14 +27,14 @@ class GuardWSGIMiddleware(GuardedApp[WSGIApp]):
     """Runs verified mirrored requests with their side effects blocked."""
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        signature_key, id_key = self.guard.environ_keys
+        signature_key, id_key = self.guard.headers.environ
         signature = environ.get(signature_key)
         record_id = environ.get(id_key)
         if signature is None and record_id is None:
             return self.app(environ, start_response)
         decision = self.guard.admit(
             environ.get("REQUEST_METHOD", "GET"),
-            wsgi_request_target(environ),
+            environ_target(environ),
             signature,
             record_id,
         )
@@ -48,7 +47,7 @@ class GuardWSGIMiddleware(GuardedApp[WSGIApp]):
         def start_marked(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
-            headers = [*headers, (GUARD_HEADER, "mirrored")]
+            headers = [*headers, self.guard.mirrored]
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)

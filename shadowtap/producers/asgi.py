@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 
 from shadowtap.config import Settings
+from shadowtap.gateway import parse_length, scope_path, scope_server, scope_target
 from shadowtap.headers import Headers
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.exchange import BodyCopy, Exchange
-from shadowtap.producers.extract import parse_length, scope_path, scope_server
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,6 +56,8 @@ class ShadowtapMiddleware:
         if request_id is None:
             return await self.app(scope, receive, send)
         exchange = _AsgiExchange(cap, scope, receive, send, request_id, method, path)
+        if exchange.signature is not None and exchange.mirrored():
+            return await self.app(scope, receive, send)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
@@ -81,7 +83,7 @@ class _AsgiExchange(Exchange):
     plain try/except (a context manager would cost more than the rest of the copy).
     """
 
-    __slots__ = ("_receive", "_send", "cap", "raw_headers", "scope")
+    __slots__ = ("_receive", "_send", "cap", "raw_headers", "scope", "signature")
     response: BodyCopy  # always: an app's response
 
     # Positional on purpose: keyword arguments cost about 1,200 instructions per request here.
@@ -100,17 +102,23 @@ class _AsgiExchange(Exchange):
         self._receive = receive
         self._send = send
         self.raw_headers = scope.get("headers") or ()
-        host = length = content_type = None
+        host = length = content_type = signature = None
         chunked = False
+        marked = cap.marking_headers.asgi[0]
+        marked_size = len(marked)
         for key, value in self.raw_headers:
-            if len(key) == 4 and key.lower() == b"host":
+            size = len(key)
+            if size == 4 and key.lower() == b"host":
                 host = value
-            elif len(key) == 14 and key.lower() == b"content-length":
+            elif size == 14 and key.lower() == b"content-length":
                 length = value
-            elif len(key) == 12 and key.lower() == b"content-type":
+            elif size == 12 and key.lower() == b"content-type":
                 content_type = value
-            elif len(key) == 17 and key.lower() == b"transfer-encoding":
+            elif size == 17 and key.lower() == b"transfer-encoding":
                 chunked = True
+            elif size == marked_size and key.lower() == marked:
+                signature = value
+        self.signature = signature
         request = cap.request_copy(
             parse_length(length),
             chunked=chunked,
@@ -118,6 +126,21 @@ class _AsgiExchange(Exchange):
         )
         super().__init__(request_id, method, path, request, BodyCopy(cap.max_response_body))
         self.host = host.decode("latin-1") if host is not None else scope_server(scope)
+
+    def mirrored(self) -> bool:
+        """A signed request: whether its marking verifies (then capture leaves it alone)."""
+        try:
+            id_name = self.cap.marking_headers.asgi[1]
+            record_id = next((v for k, v in self.raw_headers if k.lower() == id_name), None)
+            return self.cap.mirrored(
+                self.method,
+                scope_target(self.scope),
+                (self.signature or b"").decode("latin-1"),
+                None if record_id is None else record_id.decode("latin-1"),
+            )
+        except Exception:
+            self.cap.failsafe.caught()
+            return False
 
     async def receive(self) -> Message:
         message = await self._receive()

@@ -14,14 +14,16 @@ subrequest has been answered: whatever the collector costs, production pays
   removed again (``api.example.com-shadow:8080`` → ``api.example.com:8080``).
 - The client address comes from ``X-Forwarded-For`` (first hop) or ``X-Real-IP``, the
   scheme from ``X-Forwarded-Proto``.
-- ``[capture] collector_secret``: when set, requests must carry it in
-  ``collector_secret_header`` (default ``X-Shadowtap-Secret``), else they get 403 and are
-  counted; the header never reaches the record.
+- ``[capture] collector_host``/``collector_port`` (``--host``/``--port``): where it listens;
+  ``collector_secret`` (needed beyond loopback: doctor fails without it): requests must carry
+  it in ``collector_secret_header`` (default ``X-Shadowtap-Secret``), else they get 403 and
+  are counted; the header never reaches the record.
 - ``[capture] collector_metrics_port`` (``--metrics-port``; 0: off): Prometheus
   ``/metrics`` with the capture counters (``shadowtap_capture_dropped{reason}`` counts
   rejected and refused requests by reason).
 - A proxy's copy has no production response, so records carry none. All other capture
-  settings (sampling, path rules, body limits, redaction) apply as in the middleware.
+  settings (sampling, path rules, body limits, redaction, loop prevention) apply as in the
+  middleware.
 
 HTTP/1.1 is parsed by httptools (llhttp, Node.js's parser, as uvicorn uses it), in the
 ``collector`` extra so the middleware's install stays light. A request RFC 9112 says to
@@ -53,10 +55,10 @@ from typing import Any
 
 from shadowtap.config import Settings
 from shadowtap.errors import ConfigError
+from shadowtap.gateway import parse_length
 from shadowtap.headers import Headers, without
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.exchange import Exchange
-from shadowtap.producers.extract import parse_length
 
 log = logging.getLogger("shadowtap.collect")
 
@@ -127,7 +129,8 @@ class Collector:
         # Headers a request's ``named`` keeps (see _Request).
         self.named = frozenset(
             {b"host", b"content-length", b"transfer-encoding", b"content-type",
-             b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto", self._secret_key}
+             b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto", self._secret_key,
+             *capturer.marking_headers.asgi}
         )  # fmt: skip
         self.max_head = max_head
         self.forbidden = 0
@@ -163,6 +166,12 @@ class Collector:
         if request_id is None:
             return
         named = request.named
+        signature_key, id_key = cap.marking_headers.asgi
+        signature = named.get(signature_key)
+        if signature is not None and cap.mirrored(
+            request.method, request.target.encode("latin-1"), signature, named.get(id_key)
+        ):
+            return
         copy = cap.request_copy(
             parse_length(named.get(b"content-length")),
             chunked=b"transfer-encoding" in named,

@@ -19,6 +19,13 @@ Every decision is made before anything is copied, from settings compiled once
 - ``hash_key`` — the HMAC key for those hashes (set it; the default is for development);
 - ``source`` — the service name written into every record.
 
+Loop prevention: a request that carries a valid signed marking (``[marking]``, shared with
+the replayer and the target's guard: shadowtap.marking) is mirrored traffic and is never
+recorded, counted as ``shadowtap_capture_dropped{reason="mirrored"}``: a staging app that is
+itself captured would otherwise feed its mirrored requests back into the pipeline. Only a
+request that has the signature header pays for the check (:meth:`Capturer.mirrored`); a
+forged or expired marking is recorded like any request.
+
 An adapter asks :meth:`Capturer.admit` first (a request id, or None: not captured), fills in
 an :class:`~shadowtap.producers.exchange.Exchange` as the request and response pass, and
 hands it to :meth:`Capturer.publish`, which makes the record (what it says about bodies
@@ -37,9 +44,10 @@ from types import TracebackType
 
 import orjson
 
-from shadowtap.config import Settings
+from shadowtap.config import DEVELOPMENT_HASH_KEY, Settings
 from shadowtap.envelope import REDACTED, Envelope, Response, encode, kafka_headers, new_id
 from shadowtap.headers import Headers, cookie_value, header_value
+from shadowtap.marking import Marker, MarkingHeaders
 from shadowtap.producers.exchange import CONTENT_TYPE, BodyCopy, Exchange
 from shadowtap.producers.publisher import CaptureMetrics, MetricHook, Publisher, RateLimitedLog
 from shadowtap.rules import compile_paths, upper_methods
@@ -123,7 +131,9 @@ class Capturer:
         self._session_cookie = c.session_cookie
         self._principal_header = c.principal_header.lower()
         self._principal_claim = c.principal_jwt_claim
-        self._hash_key = (c.hash_key or "shadowtap-development-key").encode()
+        self._hash_key = (c.hash_key or DEVELOPMENT_HASH_KEY).encode()
+        self._marker = Marker.from_settings(settings.marking)
+        self.marking_headers = MarkingHeaders.of(settings.marking)
         self.metrics = publisher.metrics if publisher is not None else CaptureMetrics(metric_hook)
         self.publisher = publisher if publisher is not None else Publisher(settings, self.metrics)
         self.failsafe = Failsafe(self.metrics, c.log_interval_s)
@@ -156,6 +166,17 @@ class Capturer:
             self.publisher.warn_full()
             return None
         return request_id
+
+    def mirrored(
+        self, method: str, target: str | bytes, signature: str, record_id: str | None
+    ) -> bool:
+        """Whether a request that carries a signature is verified mirrored traffic: then it
+        is not recorded (counted). ``target`` is the path and query as received (bytes as
+        the server gave them, shadowtap.gateway)."""
+        if not self._marker.verify(method, target, signature, record_id).valid:
+            return False
+        self.metrics.count_dropped("mirrored")
+        return True
 
     def wants_body(self, content_type: str | None) -> bool:
         if not self._content_types:

@@ -22,29 +22,30 @@ headers wrap the WSGI/ASGI application with :mod:`shadowtap.producers.wsgi` or
 
 from __future__ import annotations
 
+import atexit
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shadowtap.config import Settings
+from shadowtap.gateway import (
+    environ_headers,
+    environ_path,
+    environ_target,
+    parse_length,
+    scope_path,
+    scope_target,
+)
 from shadowtap.producers.core import Capturer
 from shadowtap.producers.exchange import BodyCopy, Exchange
-from shadowtap.producers.extract import environ_headers, environ_path, parse_length, scope_path
-
-_capturer: Capturer | None = None
 
 
+@functools.cache
 def _shared_capturer() -> Capturer:
     """One Capturer (one Kafka producer) per process, built from settings.SHADOWTAP."""
-    global _capturer
-    if _capturer is None:
-        from django.conf import settings as django_settings
-
-        overrides = getattr(django_settings, "SHADOWTAP", {}) or {}
-        _capturer = Capturer(Settings.load(overrides=overrides))
-        import atexit
-
-        atexit.register(_capturer.flush)
-    return _capturer
+    capturer = Capturer(Settings.from_django())
+    atexit.register(capturer.flush)
+    return capturer
 
 
 class ShadowtapDjangoMiddleware:
@@ -101,6 +102,12 @@ class ShadowtapDjangoMiddleware:
             if request_id is None:
                 return None
             environ = request.META
+            signature_key, id_key = cap.marking_headers.environ
+            signature = environ.get(signature_key)
+            if signature is not None:
+                target = scope_target(scope) if scope is not None else environ_target(environ)
+                if cap.mirrored(request.method, target, signature, environ.get(id_key)):
+                    return None
             copy = cap.request_copy(
                 parse_length(environ.get("CONTENT_LENGTH")),
                 chunked="HTTP_TRANSFER_ENCODING" in environ,

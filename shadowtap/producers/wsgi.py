@@ -24,15 +24,16 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from shadowtap.config import Settings
-from shadowtap.headers import header_value
-from shadowtap.producers.core import Capturer
-from shadowtap.producers.exchange import FILE_WRAPPER, BodyCopy, Exchange
-from shadowtap.producers.extract import (
+from shadowtap.gateway import (
     environ_headers,
     environ_path,
     environ_server,
+    environ_target,
     parse_length,
 )
+from shadowtap.headers import header_value
+from shadowtap.producers.core import Capturer
+from shadowtap.producers.exchange import FILE_WRAPPER, BodyCopy, Exchange
 from shadowtap.producers.publisher import MetricHook
 from shadowtap.types import Environ, ExcInfo, StartResponse, WSGIApp
 
@@ -59,6 +60,10 @@ class ShadowtapWSGIMiddleware:
         request_id = cap.admit(method, path)
         if request_id is None:
             return self.app(environ, start_response)
+        signature_key, id_key = cap.marking_headers.environ
+        signature = environ.get(signature_key)
+        if signature is not None and _mirrored(cap, environ, method, signature, id_key):
+            return self.app(environ, start_response)
         exchange = _WsgiExchange(cap, environ, request_id, method, path)
         environ["wsgi.input"] = exchange.input
         try:
@@ -73,6 +78,12 @@ class ShadowtapWSGIMiddleware:
             exchange.publish()
             return result
         return exchange.iterate(result)
+
+
+def _mirrored(cap: Capturer, environ: Environ, method: str, signature: str, id_key: str) -> bool:
+    with cap.failsafe:
+        return cap.mirrored(method, environ_target(environ), signature, environ.get(id_key))
+    return False
 
 
 class _TeeInput:

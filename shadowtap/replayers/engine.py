@@ -74,7 +74,7 @@ class Engine:
         rs = settings.replayer
         self.rewriter = Rewriter(rs)
         self.target = self.rewriter.target.name
-        self.policy = Policy.from_settings(rs)
+        self.policy = Policy.from_settings(rs, settings.marking)
         self.pacer = Pacer(parse_speed(rs.speed), start_delay_s=LOOKAHEAD_S)
         rate = parse_rate(rs.rate_per_s)
         self.bucket = TokenBucket(rate) if rate else None

@@ -2,7 +2,7 @@
 
 Usage::
 
-    policy = Policy.from_settings(settings.replayer)
+    policy = Policy.from_settings(settings.replayer, settings.marking)
     sender = make_sender(settings.replayer)          # or HttpxSender(any httpx.AsyncClient)
     delivery = await deliver(sender, outgoing, policy)
 
@@ -25,6 +25,12 @@ Settings (section ``[replayer]``):
 
 Redirects are never followed: a 3xx is the target's answer and is recorded as such, so a
 mirrored request can never be sent to another host.
+
+Every attempt is signed as it is sent (``Policy.marked``, shadowtap.marking): an HMAC under
+``[marking]``'s key over the method, the path and query as sent (the target's base path and
+``path_prefix`` included), the record id and that attempt's send time, in
+``X-Shadowtap-Signature``. A retry signs again with its own time, so the target's guard can
+trust the request and a signature copied from a log expires.
 """
 
 from __future__ import annotations
@@ -35,13 +41,14 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
 
-from shadowtap.config import ReplayerSettings
+from shadowtap.config import MarkingSettings, ReplayerSettings
 from shadowtap.errors import ConfigError, ReplayError, RetryableReplayError
+from shadowtap.marking import ID_HEADER, SIGNATURE_HEADER, Marker, request_target
 from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Outgoing
 
@@ -60,9 +67,13 @@ class Policy:
     backoff_max_s: float = 5.0
     connect_retry_s: float = 60.0
     body_limit: int = 4096
+    # Signs each attempt; None only where no target verifies (unit tests of the policy).
+    marker: Marker | None = None
+    signature_header: str = SIGNATURE_HEADER
+    id_header: str = ""  # set when marking.id_header is not the X-Shadowtap-Id rewrite sets
 
     @classmethod
-    def from_settings(cls, s: ReplayerSettings) -> Policy:
+    def from_settings(cls, s: ReplayerSettings, marking: MarkingSettings) -> Policy:
         if s.retries < 0 or s.timeout_s <= 0 or s.connect_timeout_s <= 0:
             raise ConfigError("replayer.retries must be ≥ 0 and timeouts positive")
         return cls(
@@ -74,7 +85,20 @@ class Policy:
             backoff_max_s=s.backoff_max_s,
             connect_retry_s=s.connect_retry_s,
             body_limit=s.result_body_limit,
+            marker=Marker.from_settings(marking),
+            signature_header=marking.header,
+            id_header="" if marking.id_header.lower() == ID_HEADER.lower() else marking.id_header,
         )
+
+    def marked(self, out: Outgoing) -> Outgoing:
+        """``out`` as one attempt sends it now: signed with this moment as its send time."""
+        if self.marker is None:
+            return out
+        value = self.marker.sign(out.method, request_target(out.url), out.record_id)
+        headers = [*out.headers, (self.signature_header, value)]
+        if self.id_header:
+            headers.append((self.id_header, out.record_id))
+        return replace(out, headers=headers)
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -165,7 +189,7 @@ async def deliver(
         result.attempts += 1
         attempt_started = time.perf_counter()
         try:
-            await sender.attempt(out, policy, result)
+            await sender.attempt(policy.marked(out), policy, result)
         except ReplayError as exc:
             kind = exc.kind
             result.status, result.headers = None, []

@@ -4,7 +4,7 @@ Usage::
 
     rw = Rewriter(settings.replayer)          # validates the target URL, reads secrets once
     reason = rw.blocked(env)                  # "denied" / "not-allowed" / None
-    out = rw.rewrite(env)                     # Outgoing(method, url, headers, body)
+    out = rw.rewrite(env)                     # Outgoing(method, url, headers, body, record_id)
 
 What ``rewrite`` does, in this order:
 
@@ -18,7 +18,8 @@ What ``rewrite`` does, in this order:
    (append, keeping existing values).
 4. Marks: ``X-Shadowtap-Id: <record id>``, ``X-Mirrored-From: <original host or source>``,
    ``Idempotency-Key: <record id>`` unless the request has one (redeliveries of one record
-   always carry the same key).
+   always carry the same key). The signature is added per attempt, as it is sent
+   (shadowtap.replayers.policy).
 5. Credentials, when configured: ``auth_value`` (or the environment variable named by
    ``auth_env``) as header ``auth_header``; or ``principal_accounts`` mapping the record's
    pseudonymised principal ``meta[principal_key]`` to a header value
@@ -57,6 +58,7 @@ from shadowtap.config import ReplayerSettings
 from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
 from shadowtap.headers import HOP_BY_HOP, Headers, header_value, without
+from shadowtap.marking import ID_HEADER
 from shadowtap.rules import RouteMatcher
 
 # Why a request body was not captured whole (``meta.request_body_skipped``, see
@@ -134,6 +136,7 @@ class Outgoing:
     url: str
     headers: Headers
     body: bytes
+    record_id: str  # signed with each attempt (shadowtap.replayers.policy)
 
 
 class Rewriter:
@@ -190,7 +193,7 @@ class Rewriter:
             headers = without(headers, drop)
         headers.extend(self._set)
         headers.extend(self._add)
-        headers.append(("X-Shadowtap-Id", env.id))
+        headers.append((ID_HEADER, env.id))
         headers.append(("X-Mirrored-From", env.host or env.source))
         if header_value(headers, "idempotency-key") is None:
             headers.append(("Idempotency-Key", env.id))
@@ -202,7 +205,7 @@ class Rewriter:
         headers.insert(0, ("Host", host))
         if env.body or env.method.upper() in ("POST", "PUT", "PATCH"):
             headers.append(("Content-Length", str(len(env.body))))
-        return Outgoing(env.method, url, headers, env.body)
+        return Outgoing(env.method, url, headers, env.body, env.id)
 
     def _credential(self, env: Envelope) -> str | None:
         if self._accounts or self._account_default:

@@ -25,10 +25,15 @@ def test_a_planted_value_in_a_mirrored_body_fails_the_pii_check() -> None:
         tally.captured[env.id] = tally.mirrored[env.id] = env
         tally.mirrored_raw.append(encode(env))  # the body is base64 in the record
         tally.results[env.id] = {"id": env.id, "status": 201 if env.id == "a" else 500}
-    report = build_report(traffic, tally)
+    report = build_report(traffic, tally, {"verified": 2, "emails_blocked": 1})
     assert report["leaked_pii_values"] == ["4111111111111111"]
     assert report["checks"]["no planted PII in the mirror topic"] is False
     assert report["passed"] is False
+    assert report["checks"]["staging's guard trusted every replayed request"] is True
+    assert report["checks"]["no order e-mail left staging (blocked by the guard)"] is True
+    unguarded = build_report(traffic, tally, {"verified": 0, "emails_blocked": 0})
+    assert unguarded["checks"]["staging's guard trusted every replayed request"] is False
+    assert unguarded["checks"]["no order e-mail left staging (blocked by the guard)"] is False
     assert report["status_differences"] == [
         {"id": "b", "request": "POST /api/orders", "production": 201, "staging": 500}
     ]
@@ -39,6 +44,7 @@ def test_every_value_is_escaped_and_only_the_verdicts_are_markup(tmp_path: Path)
         "passed": True,
         "checks": {"<span onmouseover=alert(1)>health checks filtered": True},
         **dict.fromkeys(("sent", "captured", "mirrored", "replayed", "dead_lettered"), 1),
+        "side_effects_blocked": {"order_emails": 1},
         "status_differences": [
             {"request": "GET /?q=<script>", "production": 200, "staging": "<b>"}
         ],

@@ -12,19 +12,18 @@ from hypothesis import strategies as st
 
 from shadowtap.config import Settings
 from shadowtap.errors import ConfigError
+from shadowtap.gateway import environ_target, scope_target
 from shadowtap.marking import (
     DEVELOPMENT_KEY,
     MalformedMarking,
     Marker,
     Signature,
     Verdict,
-    asgi_request_target,
     canonical_target,
     is_development_key,
     parse_signature,
     request_target,
     resolve_key,
-    wsgi_request_target,
 )
 
 NOW = 1_750_000_000_000
@@ -133,13 +132,13 @@ def test_what_httpx_and_yarl_send_verifies_against_what_was_signed() -> None:
 
 def test_servers_request_targets() -> None:
     scope = {"path": "/caf\u00e9", "raw_path": b"/caf%C3%A9", "query_string": b"a=1"}
-    assert asgi_request_target(scope) == b"/caf%C3%A9?a=1"
-    assert asgi_request_target({"path": "/caf\u00e9", "query_string": b""}) == (
-        "/caf\u00e9".encode()
+    assert scope_target(scope) == b"/caf%C3%A9?a=1"
+    assert canonical_target(scope_target({"path": "/caf\u00e9", "query_string": b""})) == (
+        "/caf%C3%A9"
     )
     environ = {"SCRIPT_NAME": "/app", "PATH_INFO": "/caf\u00c3\u00a9", "QUERY_STRING": "a=1"}
-    assert canonical_target(wsgi_request_target(environ)) == "/app/caf%C3%A9?a=1"
-    assert wsgi_request_target({"RAW_URI": "/x%20y?b=2", **environ}) == b"/x%20y?b=2"
+    assert canonical_target(environ_target(environ)) == "/app/caf%C3%A9?a=1"
+    assert environ_target({"RAW_URI": "/x%20y?b=2", **environ}) == b"/x%20y?b=2"
     assert request_target("https://stg/api/x?y=1") == "/api/x?y=1"
     assert request_target("https://stg") == "/"
 

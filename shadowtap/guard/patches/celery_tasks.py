@@ -17,8 +17,9 @@ from celery import Celery
 from celery.result import EagerResult
 from kombu.exceptions import OperationalError
 
+from shadowtap.errors import SideEffectBlocked
 from shadowtap.guard.patches import patch
-from shadowtap.guard.policy import Block, SideEffectBlocked
+from shadowtap.guard.policy import Block
 from shadowtap.guard.state import current
 
 SendTask = Callable[..., Any]

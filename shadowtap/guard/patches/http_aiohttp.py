@@ -19,8 +19,9 @@ from aiohttp.base_protocol import BaseProtocol
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from shadowtap.errors import SideEffectBlocked
 from shadowtap.guard.patches import patch
-from shadowtap.guard.policy import Block, SideEffectBlocked
+from shadowtap.guard.policy import Block
 from shadowtap.guard.state import current
 
 SUPPORTED = ((3, 9), (4, 0))  # [from, to) — _request and ClientResponse's fields as used here

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from shadowtap.errors import SideEffectBlocked
 from shadowtap.guard.patches import patch
-from shadowtap.guard.policy import Block, SideEffectBlocked
+from shadowtap.guard.policy import Block
 from shadowtap.guard.state import Mirror, current
 
 Handle = Callable[[httpx.HTTPTransport, httpx.Request], httpx.Response]

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from shadowtap.errors import SideEffectBlocked
 from shadowtap.guard.patches import patch
 from shadowtap.guard.patches.http_urllib3 import canned
-from shadowtap.guard.policy import Block, SideEffectBlocked
+from shadowtap.guard.policy import Block
 from shadowtap.guard.state import current
 
 Send = Callable[..., requests.Response]

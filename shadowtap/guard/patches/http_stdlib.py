@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from shadowtap.errors import SideEffectBlocked
 from shadowtap.guard.patches import patch
-from shadowtap.guard.policy import Block, SideEffectBlocked
+from shadowtap.guard.policy import Block
 from shadowtap.guard.state import current
 
 DoOpen = Callable[..., Any]

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.connectionpool import HTTPConnectionPool
 
+from shadowtap.errors import SideEffectBlocked
 from shadowtap.guard.patches import patch
-from shadowtap.guard.policy import Block, SideEffectBlocked
+from shadowtap.guard.policy import Block
 from shadowtap.guard.state import current
 
 Urlopen = Callable[..., urllib3.BaseHTTPResponse]

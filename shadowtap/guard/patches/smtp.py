@@ -13,8 +13,8 @@ import smtplib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shadowtap.errors import SideEffectBlocked
 from shadowtap.guard.patches import patch
-from shadowtap.guard.policy import SideEffectBlocked
 from shadowtap.guard.state import current
 
 Connect = Callable[..., tuple[int, bytes]]

@@ -24,7 +24,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import orjson
 
-from shadowtap.config import ProcessorSettings
+from shadowtap.config import DEVELOPMENT_HASH_KEY, ProcessorSettings
 from shadowtap.envelope import REDACTED, Envelope
 from shadowtap.errors import ScrubError
 from shadowtap.headers import Headers, header_value
@@ -36,7 +36,6 @@ from shadowtap.processors.scrub.pseudonyms import Pseudonyms, field_shape
 
 log = logging.getLogger(__name__)
 
-DEV_KEY = "shadowtap-development-key"
 FIELD = "field"  # the count key for values replaced by a field-name or header rule
 _IP = Entity.IP_ADDRESS.value  # counts are keyed by plain names: orjson takes no enum keys
 _TEXT_ENCODINGS = ("gzip", "x-gzip", "deflate")
@@ -76,7 +75,7 @@ class Scrubber:
         self.detector = Detector(
             s.scrub_entities, s.scrub_thresholds, s.scrub_phone_regions, s.scrub_nlp_model
         )
-        self.pseudonyms = Pseudonyms(s.scrub_key or DEV_KEY, s.scrub_phone_regions)
+        self.pseudonyms = Pseudonyms(s.scrub_key or DEVELOPMENT_HASH_KEY, s.scrub_phone_regions)
         self.fields = FieldRules(s.scrub_field_names)
         self._headers = frozenset(h.lower() for h in s.scrub_headers)
         self._skip = frozenset(h.lower() for h in s.scrub_skip_headers)

@@ -4,6 +4,12 @@
     GUARDED_APP=flask gunicorn tests.e2e.apps.guarded:flask_app
     GUARDED_APP=django gunicorn tests.e2e.apps.guarded:django_app      (WSGI)
     GUARDED_APP=django uvicorn tests.e2e.apps.guarded:django_asgi_app  (ASGI)
+    GUARDED_APP=production uvicorn tests.e2e.apps.guarded:production_app
+
+``GUARDED_CAPTURE=1`` puts capture in front of the guard (FastAPI and Django): a staging app
+that is itself captured, configured from ``SHADOWTAP_*`` like any captured app. The
+``production`` app is the shop the staging apps mirror: ``POST /checkout`` behind capture
+only, answering ``{"order": "accepted"}`` without side effects of its own.
 
 ``POST /checkout`` (case in ``X-Test-Case``) does what a real checkout does to the outside
 world: an e-mail to the customer through smtplib, a charge at the payment API through httpx
@@ -30,6 +36,7 @@ import httpx
 import requests
 
 from shadowtap.guard import GuardMiddleware, GuardWSGIMiddleware, SideEffectBlocked, is_mirrored
+from shadowtap.producers.asgi import ShadowtapMiddleware
 
 SINK = os.environ.get("SINK_HTTP", "")
 SMTP_PORT = int(os.environ.get("SINK_SMTP_PORT") or 0)
@@ -104,7 +111,26 @@ def _fastapi() -> Any:
     async def ready() -> dict[str, bool]:
         return {"ok": True}
 
-    return GuardMiddleware(app)
+    guarded = GuardMiddleware(app)
+    if os.environ.get("GUARDED_CAPTURE"):
+        return ShadowtapMiddleware(guarded)
+    return guarded
+
+
+def _production() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/checkout")
+    async def post_checkout() -> dict[str, str]:
+        return {"order": "accepted"}
+
+    @app.get("/ready")
+    async def ready() -> dict[str, bool]:
+        return {"ok": True}
+
+    return ShadowtapMiddleware(app)
 
 
 async def _async_outcome(effect: Any) -> str:
@@ -165,6 +191,7 @@ def _django_urls() -> list[Any]:
 
 _which = os.environ.get("GUARDED_APP", "")
 fastapi_app = _fastapi() if _which == "fastapi" else None
+production_app = _production() if _which == "production" else None
 flask_app = _flask() if _which == "flask" else None
 django_app, django_asgi_app = _django() if _which == "django" else (None, None)
 urlpatterns = _django_urls() if _which == "django" else []

@@ -8,6 +8,8 @@ SECRET_KEY = "e2e-not-secret"
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.e2e.apps.guarded"
 MIDDLEWARE = ["shadowtap.guard.django.guard_middleware"]
+if os.environ.get("GUARDED_CAPTURE"):  # a staging app that is itself captured, outside the guard
+    MIDDLEWARE.insert(0, "shadowtap.producers.django.ShadowtapDjangoMiddleware")
 SHADOWTAP = {"guard": {"on_untrusted": "reject"}}  # the marking key comes from the environment
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = "127.0.0.1"

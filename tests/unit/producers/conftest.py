@@ -37,9 +37,16 @@ class MemoryProducer:
 
 
 class Recorder:
-    def __init__(self, capture: dict[str, Any] | None = None, capacity: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        capture: dict[str, Any] | None = None,
+        capacity: int = 1_000_000,
+        *,
+        marking: dict[str, Any] | None = None,
+    ) -> None:
         settings = Settings.load(
-            env={}, overrides={"capture": {"source": "unit", **(capture or {})}}
+            env={},
+            overrides={"capture": {"source": "unit", **(capture or {})}, "marking": marking or {}},
         )
         self.producer = MemoryProducer(capacity)
         self.capturer = Capturer(settings, publisher=Publisher(settings, producer=self.producer))

@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from shadowtap.config import ReplayerSettings
+from shadowtap.config import MarkingSettings, ReplayerSettings
 from shadowtap.errors import ConfigError, RetryableReplayError
 from shadowtap.replayers.policy import HttpxSender, Policy, classify, deliver, make_client
 from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Outgoing
 
-OUT = Outgoing("POST", "http://stg/api", [("Content-Length", "2")], b"{}")
+OUT = Outgoing("POST", "http://stg/api", [("Content-Length", "2")], b"{}", "rid-1")
 
 
 class Sleeps:
@@ -165,10 +165,11 @@ async def test_a_transport_failure_is_a_retryable_replay_error_with_its_kind() -
 
 
 def test_policy_from_settings_and_validation() -> None:
-    p = Policy.from_settings(ReplayerSettings(retries=4, retry_statuses=(503,)))
+    p = Policy.from_settings(ReplayerSettings(retries=4, retry_statuses=(503,)), MarkingSettings())
     assert p.retries == 4 and p.retry_statuses == {503}
+    assert p.marker is not None and p.marker.is_development  # no key set: the development one
     with pytest.raises(ConfigError):
-        Policy.from_settings(ReplayerSettings(retries=-1))
+        Policy.from_settings(ReplayerSettings(retries=-1), MarkingSettings())
 
 
 def test_make_client_bad_ca_file_is_a_config_error() -> None:
