@@ -38,8 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shadowtap.envelope import Envelope, encode
-from shadowtap.processors.scrub.recognizers import offline_tldextract
-from shadowtap.processors.scrub.scrubber import Scrubber
+from shadowtap.scrub.recognizers import offline_tldextract
+from shadowtap.scrub.scrubber import Scrubber
 from tests.pii_corpus import (
     AMBIGUOUS,
     UNSEARCHABLE,

@@ -53,7 +53,7 @@ Settings (``[processor]`` in TOML, ``SHADOWTAP_PROCESSOR_*`` in the environment)
   (shadowtap.processors.dedup);
 - scrub: ``scrub_mode``, ``scrub_key``, ``scrub_entities``, ``scrub_thresholds``,
   ``scrub_field_names``, ``scrub_headers``, ``scrub_skip_headers``, ``scrub_phone_regions``,
-  ``scrub_nlp_model``, ``scrub_cache_size`` (shadowtap.processors.scrub); ``scrub_processes``
+  ``scrub_nlp_model``, ``scrub_cache_size`` (shadowtap.scrub); ``scrub_processes``
   — scrub in that many processes beside the worker's (0, the default: in it), for a worker
   with more than one core (shadowtap.processors.parallel);
 - routing: ``routes`` (shadowtap.processors.routing).

@@ -28,7 +28,7 @@ from shadowtap.processors.dedup import MemorySeen, SeenStore, check_fields, fing
 from shadowtap.processors.filters import ProbeFilter
 from shadowtap.processors.routing import Router
 from shadowtap.processors.sampling import Sampler
-from shadowtap.processors.scrub.scrubber import Scrubber
+from shadowtap.scrub.scrubber import Scrubber
 
 STAGES = ("decode", "filter", "sample", "dedup", "scrub", "route")
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from shadowtap.processors.scrub.cards import is_card_typo, written_as_card
-from shadowtap.processors.scrub.entities import Entity
+from shadowtap.scrub.cards import is_card_typo, written_as_card
+from shadowtap.scrub.entities import Entity
 
 # An e-mail host whose last label is one of these is a file name ("logo@2x.png").
 _FILE_SUFFIXES = frozenset(

@@ -17,15 +17,15 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from shadowtap.processors.scrub.checkdigits import (
+from shadowtap.scrub.checkdigits import (
     iban_check_digits,
     is_luhn_valid,
     luhn_check_digit,
     only_digits,
 )
-from shadowtap.processors.scrub.credentials import API_KEY_PREFIX, JWT_SHAPE
-from shadowtap.processors.scrub.entities import Entity
-from shadowtap.processors.scrub.phones import NANP, is_phone
+from shadowtap.scrub.credentials import API_KEY_PREFIX, JWT_SHAPE
+from shadowtap.scrub.entities import Entity
+from shadowtap.scrub.phones import NANP, is_phone
 
 FIELD_SHAPE = "FIELD"  # the kind of a field value that has no entity's format: shape only
 _IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}(?: ?[0-9A-Z]{1,4}){3,8}")

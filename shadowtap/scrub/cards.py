@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from shadowtap.processors.scrub.checkdigits import only_digits
+from shadowtap.scrub.checkdigits import only_digits
 
 # Card numbers of the major networks by prefix and length, and how each length is grouped.
 _CARD_NETWORK = re.compile(

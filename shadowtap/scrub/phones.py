@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from shadowtap.errors import ScrubError
-from shadowtap.processors.scrub.entities import Finding
+from shadowtap.scrub.entities import Finding
 
 PHONE_SCORE = 0.4  # what a phone finding scores: the default threshold
 _PHONE_SPAN = re.compile(r"(?<![\w.+/-])\+?\(?\d[\d\s().-]{5,19}\d(?![\w/]|\.\d|-\d|@)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from shadowtap.processors.scrub.entities import Entity
+from shadowtap.scrub.entities import Entity
 
 # One cheap test for "could hold an entity": an @, 6+ digits with separators (IPv4 too), an
 # IPv6-ish colon group, a JWT, a key prefix or an IBAN's country and check digits (upper
@@ -29,7 +29,7 @@ def _search(pattern: str) -> Callable[[str], bool]:
 
 
 # Whether a value that passed the pre-screen can hold this entity (phones have their own
-# span pattern, shadowtap.processors.scrub.phones).
+# span pattern, shadowtap.scrub.phones).
 GATES: dict[Entity, Callable[[str], bool]] = {
     Entity.EMAIL_ADDRESS: lambda s: "@" in s,
     Entity.CREDIT_CARD: _search(r"(?:\d[ -]?){12}"),

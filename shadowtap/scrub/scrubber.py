@@ -1,6 +1,6 @@
 """The Scrubber: every part of an envelope, each value by its field's rule or by analysis.
 
-What is scrubbed, and how, is the package's docstring (shadowtap.processors.scrub). Here:
+What is scrubbed, and how, is the package's docstring (shadowtap.scrub). Here:
 walking the path, query, headers, cookies, bodies (inflated first; JSON, form or text) and
 client address; field-name rules; the cache of results per distinct value; and the three
 replacement modes.
@@ -28,11 +28,11 @@ from shadowtap.config import DEVELOPMENT_HASH_KEY, ProcessorSettings
 from shadowtap.envelope import REDACTED, Envelope
 from shadowtap.errors import ScrubError
 from shadowtap.headers import Headers, header_value
-from shadowtap.processors.scrub.detector import Detector
-from shadowtap.processors.scrub.entities import Entity
-from shadowtap.processors.scrub.field_names import FieldRules, is_phone_name
-from shadowtap.processors.scrub.gates import PRESCREEN
-from shadowtap.processors.scrub.pseudonyms import Pseudonyms, field_shape
+from shadowtap.scrub.detector import Detector
+from shadowtap.scrub.entities import Entity
+from shadowtap.scrub.field_names import FieldRules, is_phone_name
+from shadowtap.scrub.gates import PRESCREEN
+from shadowtap.scrub.pseudonyms import Pseudonyms, field_shape
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Finding entities in one value, with the recognizers its gates select.
 
-Cheapest first: the pre-screen (shadowtap.processors.scrub.gates) turns away most values;
+Cheapest first: the pre-screen (shadowtap.scrub.gates) turns away most values;
 each configured entity's recognizer runs only when its gate matches; phone numbers are
-found by shape (shadowtap.processors.scrub.phones); with ``scrub_nlp_model``, Presidio's
+found by shape (shadowtap.scrub.phones); with ``scrub_nlp_model``, Presidio's
 AnalyzerEngine looks at free text last. Where findings overlap, the best one wins.
 """
 
@@ -12,16 +12,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from shadowtap.errors import ScrubError
-from shadowtap.processors.scrub.entities import (
+from shadowtap.scrub.entities import (
     DEFAULT_THRESHOLD,
     DEFAULT_THRESHOLDS,
     KNOWN,
     Entity,
     Finding,
 )
-from shadowtap.processors.scrub.gates import GATES, PRESCREEN
-from shadowtap.processors.scrub.phones import PHONE_SCORE, PhoneFinder
-from shadowtap.processors.scrub.recognizers import (
+from shadowtap.scrub.gates import GATES, PRESCREEN
+from shadowtap.scrub.phones import PHONE_SCORE, PhoneFinder
+from shadowtap.scrub.recognizers import (
     Recognize,
     nlp_engine,
     offline_tldextract,

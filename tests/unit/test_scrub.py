@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from shadowtap.envelope import Envelope, encode
 from shadowtap.errors import ScrubError
-from shadowtap.processors.scrub.checkdigits import is_luhn_valid
-from shadowtap.processors.scrub.field_names import FieldRules, is_phone_name
-from shadowtap.processors.scrub.scrubber import Scrubber
+from shadowtap.scrub.checkdigits import is_luhn_valid
+from shadowtap.scrub.field_names import FieldRules, is_phone_name
+from shadowtap.scrub.scrubber import Scrubber
 from tests.pii_corpus import AMBIGUOUS, PHONE_NAMES, generate, leaks, ordinary_changes
 
 
@@ -262,7 +262,7 @@ def test_corpus_no_planted_value_survives_and_ordinary_values_stay(scrubber: Scr
 
 def test_values_capture_already_redacted_are_left_as_they_are() -> None:
     from shadowtap.envelope import REDACTED, Envelope
-    from shadowtap.processors.scrub.scrubber import Scrubber
+    from shadowtap.scrub.scrubber import Scrubber
 
     env = Envelope(
         method="GET", path="/", headers=[("Authorization", REDACTED), ("Cookie", REDACTED)]

@@ -63,7 +63,7 @@ set one in production, the same for every worker), ``scrub_entities``,
 ``scrub_phone_regions`` (ISO codes ``phonenumbers`` knows, else start-up fails),
 ``scrub_nlp_model``, ``scrub_cache_size``::
 
-    from shadowtap.processors.scrub.scrubber import Scrubber
+    from shadowtap.scrub.scrubber import Scrubber
 
     scrubber = Scrubber.from_settings(settings.processor)
     counts = scrubber.scrub(env)      # in place; {"EMAIL_ADDRESS": 2, "field": 1, …}

@@ -1,7 +1,7 @@
 """Presidio's pattern recognizers, run without Presidio's engine, and its NLP engine.
 
 ``recognizer(entity)`` builds one entity's recognizer (Presidio's, or ours for JWTs, API
-keys and Mastercard's 2-series), widens its checks (shadowtap.processors.scrub.fail_closed)
+keys and Mastercard's 2-series), widens its checks (shadowtap.scrub.fail_closed)
 and returns a function ``text -> [(start, end, score)]``. No NER, no model download; with
 ``scrub_nlp_model`` naming an installed spaCy model, ``nlp_engine`` adds Presidio's
 AnalyzerEngine for kinds no pattern finds (names, locations).
@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shadowtap.errors import ScrubError
-from shadowtap.processors.scrub.cards import MASTERCARD_2_SERIES
-from shadowtap.processors.scrub.credentials import API_KEY_PATTERNS, JWT_PATTERN
-from shadowtap.processors.scrub.entities import KNOWN, Entity
-from shadowtap.processors.scrub.fail_closed import IN_CONTEXT, widen
+from shadowtap.scrub.cards import MASTERCARD_2_SERIES
+from shadowtap.scrub.credentials import API_KEY_PATTERNS, JWT_PATTERN
+from shadowtap.scrub.entities import KNOWN, Entity
+from shadowtap.scrub.fail_closed import IN_CONTEXT, widen
 
 Recognize = Callable[[str], list[tuple[int, int, float]]]
 
