@@ -37,9 +37,12 @@ def _wait(cond: Callable[[], bool], limit_s: float, why: str, *workers: ProcessW
 
 
 def _delivered(port: int) -> float:
-    """Deliveries a worker counted, from its /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        lines = resp.read().decode().splitlines()
+    """Deliveries a worker counted, from its /metrics (0 while it starts)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            lines = resp.read().decode().splitlines()
+    except OSError:  # not serving yet
+        return 0.0
     return sum(
         float(line.rpartition(" ")[2])
         for line in lines
