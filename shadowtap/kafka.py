@@ -160,6 +160,16 @@ def retry_topic_spec(topics: TopicSettings, group: str) -> TopicSpec:
     return clean_topic_spec(topics, topics.retry(group))
 
 
+def retry_group(group: str) -> str:
+    """The consumer group in which replayer ``group``'s workers read its retry topic.
+
+    Not ``group`` itself: the assignor balances a group's partition count over all its
+    topics, so one group reading the mirror and the retry topic could leave a worker with
+    only (empty) retry partitions while another took every mirror partition.
+    """
+    return f"{group}.retry"
+
+
 def create_topics(
     settings: Settings, timeout: float = 30.0, specs: list[TopicSpec] | None = None
 ) -> dict[str, str]:

@@ -14,9 +14,10 @@ Where a record goes:
 
 - processor stage → ``topics.captured``: the processor runs every stage on it again;
 - replayer stage → ``topics.retry(group)`` (``shadowtap.retry.<group>``) of the group it
-  failed in. Only that group's workers read that topic (beside the mirror), so the record
-  reaches that target only, with the group's own rewrite, policy, results, commits and
-  metrics. Never the mirror topic, which every group would replay again;
+  failed in. Only that group's workers read that topic (beside the mirror, with a second
+  consumer in the group ``<group>.retry``: shadowtap.replayers.worker), so the record
+  reaches that target only, with the group's own rewrite, policy, results and metrics.
+  Never the mirror topic, which every group would replay again;
 - a record without a stage, or a replayer record without a group, is not redriven (listed).
 
 A redriven record keeps its key and value, gets the routing headers of its envelope
@@ -57,10 +58,11 @@ from shadowtap.deadletters import Letter, Marker, Selection, letters, markers, n
 from shadowtap.envelope import decode, kafka_headers
 from shadowtap.errors import BrokerError, ConfigError, EnvelopeError
 from shadowtap.kafka import (
+    clean_topic_spec,
     create_topics,
     make_admin,
     make_producer,
-    retry_topic_spec,
+    retry_group,
     topic_specs,
 )
 from shadowtap.topicscan import end_offsets, scan, topic_exists
@@ -71,7 +73,8 @@ _FLUSH_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where a DLQ record goes back to, and the consumer group that reads it there."""
+    """Where a DLQ record goes back to, and the consumer group that reads it there
+    (a replayer group's retry topic is read in ``<group>.retry``)."""
 
     topic: str
     group: str
@@ -87,7 +90,7 @@ def route(letter: Letter, settings: Settings) -> Route | str:
         if not why.group:
             return "no replayer group in its headers"
         try:
-            return Route(settings.topics.retry(why.group), why.group, why.stage)
+            return Route(settings.topics.retry(why.group), retry_group(why.group), why.stage)
         except ConfigError:
             return f"group {why.group!r} cannot name a retry topic"
     return f"unknown stage {why.stage!r}" if why.stage else "no stage in its headers"
@@ -268,12 +271,12 @@ class Redrive:
             if way.stage != dlq.REPLAYER:
                 raise BrokerError(f"{way.topic} does not exist: run `shadowtap topics create`")
             self.report.warnings.append(
-                f"{way.topic} did not exist: no worker of group {way.group!r} of this shadowtap "
-                "version has started; the records wait there until one does"
+                f"{way.topic} did not exist: no replayer worker of this shadowtap version has "
+                "started in its group; the records wait there until one does"
                 + ("" if self.execute else " (it is created with --execute)")
             )
             if self.execute:
-                spec = retry_topic_spec(self.settings.topics, way.group)
+                spec = clean_topic_spec(self.settings.topics, way.topic)
                 create_topics(self.settings, specs=[spec])
             return
         members = _group_members(self.settings, way.group)
@@ -283,11 +286,12 @@ class Redrive:
             self.report.warnings.append(
                 f"group {way.group!r} has no running member: the records wait in {way.topic} "
                 "until one starts"
+                + (" (replayer workers read it in that group)" if way.stage == dlq.REPLAYER else "")
             )
         elif way.stage == dlq.REPLAYER and not any(way.topic in topics for topics in members):
             self.report.warnings.append(
-                f"no member of group {way.group!r} reads {way.topic} (workers older than this "
-                "shadowtap?): the records wait there until one does"
+                f"no member of group {way.group!r} reads {way.topic}: the records wait there "
+                "until one does"
             )
 
     # -- producing -----------------------------------------------------------------------

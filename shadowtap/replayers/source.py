@@ -1,4 +1,4 @@
-"""Records from a confluent-kafka consumer, for the replay engine.
+"""Records from confluent-kafka consumers, for the replay engine.
 
 The consumer may be in a group (``shadowtap replay``: shadowtap.replayers.worker subscribes
 it) or assigned partitions by hand (no group: a drill reading a time window). Either way
@@ -6,6 +6,12 @@ the engine reads it without waiting and pauses and resumes its partitions::
 
     source = ConsumerSource(consumer)
     source.read(500, engine.accept)   # accept(topic, partition, offset, key, value) per record
+
+A worker reads two topics through two consumers, each in a group of its own (the mirror
+and its group's retry topic, see shadowtap.replayers.worker); ``ConsumerSources`` reads
+them as one source::
+
+    source = ConsumerSources({mirror: consumer, retry_topic: retry_consumer})
 """
 
 from __future__ import annotations
@@ -64,3 +70,44 @@ class ConsumerSource:
     def resume(self, tp: TP) -> None:
         with contextlib.suppress(KafkaException):
             self.consumer.resume([TopicPartition(*tp)])
+
+
+class ConsumerSources:
+    """Consumers of different topics read as one source; each topic is paused and resumed
+    through its own consumer.
+
+    Each read starts with the next consumer in turn, so every consumer is read (and its
+    rebalance callbacks served) at least every other read, however busy the others are.
+    """
+
+    def __init__(self, by_topic: dict[str, Any]) -> None:
+        self._by_topic = {topic: ConsumerSource(c) for topic, c in by_topic.items()}
+        self._sources = list({id(s.consumer): s for s in self._by_topic.values()}.values())
+        self._turn = 0
+
+    def read(self, limit: int, accept: Accept) -> int:
+        self._turn = (self._turn + 1) % len(self._sources)
+        read = 0
+        for source in self._sources[self._turn :] + self._sources[: self._turn]:
+            if read >= limit:
+                break
+            read += source.read(limit - read, accept)
+        return read
+
+    def pause_all(self) -> None:
+        for source in self._sources:
+            source.pause_all()
+
+    def resume_all(self, keep_paused: Collection[TP]) -> None:
+        for source in self._sources:
+            source.resume_all(keep_paused)
+
+    def pause(self, tp: TP) -> None:
+        source = self._by_topic.get(tp[0])
+        if source is not None:
+            source.pause(tp)
+
+    def resume(self, tp: TP) -> None:
+        source = self._by_topic.get(tp[0])
+        if source is not None:
+            source.resume(tp)

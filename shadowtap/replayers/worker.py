@@ -18,7 +18,14 @@ records and any place to keep positions.
 Run N workers with one ``group`` and Kafka spreads the partitions; another group (a DR
 site) gets all the traffic again. Each worker also reads its group's retry topic
 (``topics.retry_prefix`` + group, created at start if missing), where ``shadowtap dlq
-redrive`` sends records that failed for this group only (shadowtap.redrive).
+redrive`` sends records that failed for this group only (shadowtap.redrive). It reads it
+with a second consumer, in the group ``<group>.retry`` (shadowtap.kafka.retry_group), into
+the same engine: in one group with the mirror, the assignor balances the number of
+partitions over both topics, and a joining worker could take every mirror partition while
+the other kept only retry partitions, idle. Each group spreads its own topic, so N workers
+share the mirror's partitions as evenly as their number allows. Positions of each topic
+are committed to the group that reads it; a retry group that has none yet starts where
+``<group>`` left the retry topic (earlier versions read it there), not at its start.
 
 Settings, section ``[replayer]`` (``SHADOWTAP_REPLAYER_*``):
 
@@ -75,10 +82,10 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from shadowtap.config import Settings
 from shadowtap.errors import BrokerError
-from shadowtap.kafka import create_topics, make_consumer, retry_topic_spec
+from shadowtap.kafka import create_topics, make_consumer, retry_group, retry_topic_spec
 from shadowtap.replayers.engine import Engine
 from shadowtap.replayers.lanes import TP
-from shadowtap.replayers.source import ConsumerSource
+from shadowtap.replayers.source import ConsumerSources
 
 log = logging.getLogger("shadowtap.replayer")
 
@@ -87,41 +94,76 @@ _REVOKE_FLUSH_S = 2.0
 
 
 class Replayer:
-    """One worker process: the engine fed by a consumer in ``replayer.group``, its
-    positions committed to the group."""
+    """One worker process: the engine fed by a consumer of the mirror in ``replayer.group``
+    and one of its retry topic in ``<group>.retry``, positions committed to each's group."""
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self.engine = Engine(settings, client)  # an injected client is the caller's to close
         self.metrics = self.engine.metrics
         # Records ``shadowtap dlq redrive`` sends back to this group only (see
-        # shadowtap.redrive); read beside the mirror topic.
+        # shadowtap.redrive); read beside the mirror topic, in a group of their own.
         self.retry_topic = settings.topics.retry(settings.replayer.group)
+        self.retry_group = retry_group(settings.replayer.group)
         self._tracker = self.engine.tracker
         # Finished positions the group refused, for partitions no longer assigned here.
         self._recommits: dict[TP, int] = {}
-        self._consumer: Any = None
-        self.source: ConsumerSource | None = None
+        self._consumers: dict[str, Any] = {}  # topic: the consumer (and group) reading it
+        self.source: ConsumerSources | None = None
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
         """Ask the loop to drain and exit (safe from a signal handler in the loop)."""
         self._stop.set()
 
-    def attach(self, consumer: Any) -> None:
-        """Read from ``consumer`` (``run`` makes its own, in the group)."""
-        self._consumer = consumer
-        self.source = ConsumerSource(consumer)
+    def attach(self, consumer: Any, retry: Any | None = None) -> None:
+        """Read the mirror from ``consumer`` and the retry topic from ``retry`` (``run``
+        makes both, each in its group)."""
+        self._consumers = {self.settings.topics.mirror: consumer}
+        if retry is not None:
+            self._consumers[self.retry_topic] = retry
+        self.source = ConsumerSources(self._consumers)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume and deliver until ``stop`` (or :meth:`stop`), then drain and commit."""
         if stop is not None:
             self._stop = stop
         rs = self.settings.replayer
-        topics = self.settings.topics
-        consumer = make_consumer(
+        consumer = self._make_consumer(rs.group)
+        retry = self._make_consumer(self.retry_group)
+        self.attach(consumer, retry)
+        assert self.source is not None
+        await self.engine.open()
+        server = self.metrics.serve(rs.metrics_port) if rs.metrics_port else None
+        try:
+            retry_spec = retry_topic_spec(self.settings.topics, rs.group)
+            await asyncio.to_thread(create_topics, self.settings, specs=[retry_spec])
+            await asyncio.to_thread(self._carry_over_retry_positions, consumer, retry)
+            for topic, reader in self._consumers.items():
+                reader.subscribe(
+                    [topic],
+                    on_assign=self._on_assign,
+                    on_revoke=self._on_revoke,
+                    on_lost=self._on_lost,
+                )
+            await self.engine.pump(self.source, self._stop, self._commit, rs.commit_interval_s)
+            await self.engine.drain(self.source, rs.drain_timeout_s)
+        finally:
+            await self.engine.stop()
+            self._commit(sync=True)
+            for reader in self._consumers.values():
+                with contextlib.suppress(Exception):
+                    reader.close()
+            await self.engine.close()
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+
+    def _make_consumer(self, group: str) -> Any:
+        rs = self.settings.replayer
+        return make_consumer(
             self.settings.kafka,
-            rs.group,
+            group,
             {
                 "session.timeout.ms": int(rs.session_timeout_s * 1000),
                 "heartbeat.interval.ms": max(100, int(rs.session_timeout_s * 1000 / 4)),
@@ -133,39 +175,44 @@ class Replayer:
                 "on_commit": self._on_commit,
             },
         )
-        self.attach(consumer)
-        assert self.source is not None
-        await self.engine.open()
-        server = self.metrics.serve(rs.metrics_port) if rs.metrics_port else None
+
+    def _carry_over_retry_positions(self, consumer: Any, retry: Any) -> None:
+        """A retry group with no positions yet starts where ``replayer.group`` left the
+        retry topic (earlier versions read it in that group), rather than at its start:
+        that would send every redriven record the topic still keeps again."""
         try:
-            retry_spec = retry_topic_spec(topics, rs.group)
-            await asyncio.to_thread(create_topics, self.settings, specs=[retry_spec])
-            consumer.subscribe(
-                [topics.mirror, self.retry_topic],
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_lost,
-            )
-            await self.engine.pump(self.source, self._stop, self._commit, rs.commit_interval_s)
-            await self.engine.drain(self.source, rs.drain_timeout_s)
-        finally:
-            await self.engine.stop()
-            self._commit(sync=True)
-            with contextlib.suppress(Exception):
-                consumer.close()
-            await self.engine.close()
-            if server is not None:
-                server.shutdown()
-                server.server_close()
+            meta = retry.list_topics(self.retry_topic, timeout=10).topics[self.retry_topic]
+            parts = [TopicPartition(self.retry_topic, p) for p in meta.partitions]
+            if any(p.offset >= 0 for p in retry.committed(parts, timeout=10)):
+                return
+            left = [p for p in consumer.committed(parts, timeout=10) if p.offset >= 0]
+            if left:
+                retry.commit(offsets=left, asynchronous=False)
+                log.info(
+                    "group %s starts %s where group %s left it: %s",
+                    self.retry_group,
+                    self.retry_topic,
+                    self.settings.replayer.group,
+                    {p.partition: p.offset for p in left},
+                )
+        except KafkaException as exc:  # say, another worker carried them over first
+            log.warning("could not carry the retry topic's positions over: %s", exc)
 
     def _commit(self, sync: bool = False, only: list[TP] | None = None) -> bool:
-        """Commit finished positions: on the timer, those not sent yet (asynchronously);
-        ``sync``, every one the group has not acknowledged. Return False if refused."""
+        """Commit finished positions, each topic's to the group reading it: on the timer,
+        those not sent yet (asynchronously); ``sync``, every one the group has not
+        acknowledged. Return False if refused."""
         offsets = self._tracker.to_commit(only, unacknowledged=sync)
-        if not offsets or self._consumer is None:
-            return True
+        done = True
+        for topic, consumer in self._consumers.items():
+            mine = [o for o in offsets if o[0] == topic]
+            if mine:
+                done = self._commit_to(consumer, mine, sync) and done
+        return done
+
+    def _commit_to(self, consumer: Any, offsets: list[tuple[str, int, int]], sync: bool) -> bool:
         try:
-            answer = self._consumer.commit(
+            answer = consumer.commit(
                 offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=not sync
             )
         except KafkaException as exc:
@@ -184,12 +231,12 @@ class Replayer:
 
     # -- librdkafka callbacks (run inside consume(), on the loop thread) -----------------
 
-    def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
-        self._recommit(tps)
+        self._recommit(consumer, tps)
         self.engine.assign(tps)
         self.engine.backpressure.source_changed()
-        log.info("assigned %s", [p.partition for p in partitions])
+        log.info("assigned %s", _named(tps))
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
@@ -199,7 +246,7 @@ class Replayer:
         if not self._commit(sync=True, only=tps):
             self._keep_for_recommit(tps)
         self._forget(tps)
-        log.info("revoked %s", [p.partition for p in partitions])
+        log.info("revoked %s", _named(tps))
 
     def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         # The group already gave these away (the session timed out): no commit is possible
@@ -207,13 +254,13 @@ class Replayer:
         tps = [(p.topic, p.partition) for p in partitions]
         self._keep_for_recommit(tps)
         self._forget(tps)
-        log.warning("lost %s", [p.partition for p in partitions])
+        log.warning("lost %s", _named(tps))
 
     def _keep_for_recommit(self, tps: list[TP]) -> None:
         for topic, partition, offset in self._tracker.to_commit(tps, unacknowledged=True):
             self._recommits[(topic, partition)] = offset
 
-    def _recommit(self, tps: list[TP]) -> None:
+    def _recommit(self, consumer: Any, tps: list[TP]) -> None:
         """Commit, for partitions assigned back to this worker, positions the group refused.
 
         Only where the group's committed offset is still behind: everything before such a
@@ -227,13 +274,13 @@ class Replayer:
         try:
             theirs = {
                 (p.topic, p.partition): p.offset
-                for p in self._consumer.committed(
+                for p in consumer.committed(
                     [TopicPartition(p.topic, p.partition) for p in mine], timeout=10
                 )
             }
             ahead = [p for p in mine if p.offset > theirs.get((p.topic, p.partition), -1)]
             if ahead:
-                self._consumer.commit(offsets=ahead, asynchronous=False)
+                consumer.commit(offsets=ahead, asynchronous=False)
         except KafkaException as exc:
             log.warning("could not commit again what was finished before the rebalance: %s", exc)
             return
@@ -268,6 +315,14 @@ class Replayer:
                     lag = part.get("consumer_lag", -1)
                     if int(pid) >= 0 and lag >= 0 and self._tracker.owns((topic, int(pid))):
                         self.metrics.lag.labels(topic, pid).set(lag)
+
+
+def _named(tps: list[TP]) -> str:
+    """``mirror[0, 2] shadowtap.retry.staging[1]``: partitions by topic, for the log."""
+    topics: dict[str, list[int]] = {}
+    for topic, partition in tps:
+        topics.setdefault(topic, []).append(partition)
+    return " ".join(f"{t}{sorted(ps)}" for t, ps in topics.items()) or "[]"
 
 
 def run_replayer(

@@ -149,7 +149,7 @@ def test_each_stage_goes_back_where_it_failed() -> None:
         "shadowtap.captured", "shadowtap-processor", dlq.PROCESSOR
     )
     assert route(_letter(dlq.REPLAYER, b"", group="dr-site"), s) == Route(
-        "shadowtap.retry.dr-site", "dr-site", dlq.REPLAYER
+        "shadowtap.retry.dr-site", "dr-site.retry", dlq.REPLAYER
     )
     assert route(_letter(dlq.REPLAYER, b""), s) == "no replayer group in its headers"
     assert "cannot name a retry topic" in str(route(_letter(dlq.REPLAYER, b"", group="a/b"), s))

@@ -272,8 +272,7 @@ class ProcessWorker:
                 "SHADOWTAP_TOPICS_MIRROR": t.mirror,
                 "SHADOWTAP_TOPICS_RESULTS": t.results,
                 "SHADOWTAP_TOPICS_DLQ": t.dlq,
-                # the group's retry topic, created by the worker, is sized like the mirror
-                "SHADOWTAP_TOPICS_PARTITIONS": str(t.partitions),
+                "SHADOWTAP_TOPICS_RETRY_PREFIX": t.retry_prefix,
                 "SHADOWTAP_REPLAYER_COMMIT_INTERVAL_S": str(r.commit_interval_s),
                 "SHADOWTAP_REPLAYER_SESSION_TIMEOUT_S": str(r.session_timeout_s),
                 "SHADOWTAP_REPLAYER_DRAIN_TIMEOUT_S": str(r.drain_timeout_s),

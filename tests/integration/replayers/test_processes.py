@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, encode
-from shadowtap.kafka import make_producer
+from shadowtap.kafka import create_topics, make_producer, retry_topic_spec
 from tests.integration.replayers.conftest import (
     ProcessWorker,
     Reader,
@@ -36,9 +37,12 @@ def _wait(cond: Callable[[], bool], limit_s: float, why: str, *workers: ProcessW
 
 
 def _delivered(port: int) -> float:
-    """Deliveries a worker counted, from its /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        lines = resp.read().decode().splitlines()
+    """Deliveries a worker counted, from its /metrics (0 while it starts)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            lines = resp.read().decode().splitlines()
+    except OSError:  # not serving yet
+        return 0.0
     return sum(
         float(line.rpartition(" ")[2])
         for line in lines
@@ -173,8 +177,7 @@ def test_a_worker_joining_a_backlog_sends_again_at_most_what_was_in_flight(
     want = {e.id for e in records}
     _wait(lambda: want <= set(target.ids()), 90, "every record delivered", first, second)
     time.sleep(1)
-    # The group's retry topic is read too, so the log's partition numbers do not say which
-    # moved; only partition 0 of the mirror has records to deliver.
+    # Only partition 0 of the mirror has records to deliver.
     took = _delivered(port)
     assert first.stop() == 0 and second.stop() == 0
     assert took > 0, "partition 0 stayed with the first worker:\n" + second.tail()
@@ -185,6 +188,63 @@ def test_a_worker_joining_a_backlog_sends_again_at_most_what_was_in_flight(
     )
     # In flight, or finished behind one still in flight; before: the whole window (~70).
     assert twice <= 2 * in_flight, first.tail() + "\n---\n" + second.tail()
+
+
+def test_two_workers_each_own_mirror_partitions_whatever_the_retry_topic_size(
+    rsettings: Settings,
+    target: TargetServer,
+    process_worker: Callable[..., ProcessWorker],
+) -> None:
+    # CI: each worker read the mirror (3 partitions) and its group's retry topic (6) in one
+    # consumer; the assignor balances the partition count over both, so the joiner took
+    # "[0, 2, 1, 0]" (the three mirror partitions and retry 0) and the first worker kept
+    # only empty retry partitions. Records trickle into every mirror partition throughout.
+    s = with_replayer(rsettings, target=target.url)
+    retry = dataclasses.replace(retry_topic_spec(s.topics, s.replayer.group), partitions=6)
+    create_topics(s, specs=[retry])
+    stop = threading.Event()
+
+    def trickle() -> None:
+        producer = make_producer(s.kafka)
+        n = 0
+        while not stop.is_set():
+            for partition in range(s.topics.partitions):
+                env = Envelope(method="POST", path=f"/t/{n}", body=b"%d" % n)
+                producer.produce(s.topics.mirror, encode(env), partition=partition)
+                n += 1
+            producer.poll(0)
+            time.sleep(0.02)
+        producer.flush(10)
+
+    producer = threading.Thread(target=trickle)
+    producer.start()
+    try:
+        ports = free_port(), free_port()
+        first = process_worker(s, "--metrics-port", str(ports[0]))
+        _wait(lambda: len(target.seen) >= 50, 60, "the first worker delivering", first)
+        second = process_worker(s, "--metrics-port", str(ports[1]))
+        # Once the joiner delivers, it was given its partitions; with the cooperative
+        # assignor the first worker gave its share up before that.
+        _wait(lambda: _delivered(ports[1]) > 0, 60, "the joiner delivering", first, second)
+        mark = _delivered(ports[0])
+        _wait(
+            lambda: _delivered(ports[0]) >= mark + 50,
+            30,
+            "the first worker kept a mirror partition (it delivered nothing after the join)",
+            first,
+            second,
+        )
+    finally:
+        stop.set()
+        producer.join()
+    print("\n" + "\n".join(_assignments(w) for w in (first, second)))
+    assert first.stop() == 0 and second.stop() == 0
+
+
+def _assignments(worker: ProcessWorker) -> str:
+    """The worker's assignment log lines."""
+    lines = worker.log.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if "assigned" in line or "revoked" in line)
 
 
 def test_a_target_url_typo_fails_at_start_with_a_clear_error() -> None:

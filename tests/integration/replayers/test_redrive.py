@@ -7,8 +7,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import TopicPartition
 
 from shadowtap.config import Settings
+from shadowtap.envelope import encode
+from shadowtap.kafka import create_topics, make_consumer, make_producer, retry_topic_spec
 from tests.integration.dlqtool import dlq_json
 from tests.integration.replayers.conftest import (
     Reader,
@@ -106,3 +109,31 @@ def test_a_failed_delivery_is_redriven_to_its_own_group_only_once(
     listed = dlq_json(staging, tmp_path, "list")["records"]
     assert {x["redriven"] for x in listed} == {"done"}
     assert {x["record_id"] for x in listed} == ids
+
+
+def test_a_new_retry_group_starts_where_the_worker_group_left_the_retry_topic(
+    rsettings: Settings,
+    target: TargetServer,
+    thread_worker: Callable[[Settings], ThreadWorker],
+) -> None:
+    # Earlier workers read the retry topic in their own group; <group>.retry starts where
+    # they left it, not at the topic's start: an upgrade sends no redriven record again.
+    s = with_replayer(rsettings, target=target.url)
+    topic = s.topics.retry(s.replayer.group)
+    create_topics(s, specs=[retry_topic_spec(s.topics, s.replayer.group)])
+    old, new = envelopes(4, "/old"), envelopes(3, "/new")
+    producer = make_producer(s.kafka)
+    for env in old:
+        producer.produce(topic, encode(env), partition=0)
+    assert producer.flush(30) == 0
+    before = make_consumer(s.kafka, s.replayer.group)  # what an earlier worker committed
+    before.commit(offsets=[TopicPartition(topic, 0, len(old))], asynchronous=False)
+    before.close()
+    for env in new:
+        producer.produce(topic, encode(env), partition=0)
+    assert producer.flush(30) == 0
+
+    thread_worker(s)
+    _wait(lambda: set(target.ids()) >= {e.id for e in new}, "the new records delivered")
+    time.sleep(1.0)
+    assert sorted(target.ids()) == sorted(e.id for e in new)

@@ -15,22 +15,23 @@ from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, encode
 from shadowtap.replayers.worker import Replayer
 
-MIRROR = "mirror"
+MIRROR = Settings.load(env={}).topics.mirror
 PARTITION = [TopicPartition(MIRROR, 0)]
 
 
 class Message:
     """What ``Consumer.consume`` returns: one record of partition 0, with a key of its own."""
 
-    def __init__(self, offset: int) -> None:
+    def __init__(self, offset: int, topic: str = MIRROR) -> None:
         self._offset = offset
+        self._topic = topic
         self._value = encode(Envelope(method="POST", path=f"/items/{offset}"))
 
     def error(self) -> None:
         return None
 
     def topic(self) -> str:
-        return MIRROR
+        return self._topic
 
     def partition(self) -> int:
         return 0
@@ -126,7 +127,7 @@ async def make_worker() -> AsyncIterator[Make]:
         worker = Replayer(settings, clients[-1])
         worker.attach(Consumer())
         worker.engine.outbox.producer = Producer()
-        worker._on_assign(worker._consumer, PARTITION)
+        worker._on_assign(_mirror(worker), PARTITION)
         return worker, target
 
     yield make
@@ -134,17 +135,24 @@ async def make_worker() -> AsyncIterator[Make]:
         await client.aclose()
 
 
-async def _read(worker: Replayer, offsets: range, *, acked: bool = True) -> None:
+async def _read(
+    worker: Replayer, offsets: range, *, acked: bool = True, topic: str = MIRROR
+) -> None:
     """Hand the worker these records and let its lanes run dry; then (``acked``) deliver
     the results' reports."""
     for offset in offsets:
-        _accept(worker, Message(offset))
+        _accept(worker, Message(offset, topic))
     for _ in range(20):
         await asyncio.sleep(0)
     if worker.engine.lanes.tasks:
         await asyncio.wait(worker.engine.lanes.tasks, timeout=5)
     if acked:
         worker.engine.outbox.poll()
+
+
+def _mirror(worker: Replayer) -> Consumer:
+    consumer: Consumer = worker._consumers[MIRROR]
+    return consumer
 
 
 def _accept(worker: Replayer, msg: Message) -> None:
@@ -161,7 +169,7 @@ async def test_records_waiting_for_a_slot_are_left_to_the_new_owner(make_worker:
         await asyncio.sleep(0)
     assert target.seen == ["/items/0", "/items/1"]  # two in flight, eight waiting
 
-    worker._on_revoke(worker._consumer, PARTITION)
+    worker._on_revoke(_mirror(worker), PARTITION)
     target.answer.set()
     await _read(worker, range(0))
     # Only what was in flight went out after the revoke (it was sent before it).
@@ -172,7 +180,7 @@ async def test_a_commit_still_unanswered_when_revoked_is_made_at_the_revoke(
     make_worker: Make,
 ) -> None:
     worker, _ = make_worker()
-    consumer = worker._consumer
+    consumer = _mirror(worker)
     await _read(worker, range(3))
     worker._commit()  # the timer: asynchronous, its answer still to come
     assert [[(p.partition, p.offset) for p in c] for c in consumer.pending] == [[(0, 3)]]
@@ -192,7 +200,7 @@ async def test_positions_of_lost_partitions_are_committed_when_they_come_back(
     # The broker was away longer than the session: librdkafka drops the assignment ("lost")
     # and the timer's last commit is refused with UNKNOWN_MEMBER_ID once the broker is back.
     worker, _ = make_worker()
-    consumer = worker._consumer
+    consumer = _mirror(worker)
     consumer.group[0] = 2
     await _read(worker, range(2, 7))
     worker._commit()
@@ -215,7 +223,27 @@ async def test_records_whose_results_are_on_their_way_are_committed_at_the_revok
 ) -> None:
     worker, target = make_worker()
     await _read(worker, range(4), acked=False)  # answered; the results not acknowledged yet
-    assert len(target.seen) == 4 and worker._consumer.sync == []
+    assert len(target.seen) == 4 and _mirror(worker).sync == []
 
-    worker._on_revoke(worker._consumer, PARTITION)
-    assert worker._consumer.sync == [[(0, 4)]]  # not sent again by the new owner
+    worker._on_revoke(_mirror(worker), PARTITION)
+    assert _mirror(worker).sync == [[(0, 4)]]  # not sent again by the new owner
+
+
+async def test_each_topic_is_committed_to_the_group_that_reads_it(make_worker: Make) -> None:
+    # The retry topic is read by a consumer of its own, in <group>.retry: one group for both
+    # topics balanced their partition count, and a worker could keep only retry partitions.
+    worker, _ = make_worker()
+    mirror, retry = _mirror(worker), Consumer()
+    worker.attach(mirror, retry)
+    assert worker.retry_group == worker.settings.replayer.group + ".retry"
+    worker._on_assign(retry, [TopicPartition(worker.retry_topic, 0)])
+    await _read(worker, range(3))
+    await _read(worker, range(5, 7), topic=worker.retry_topic)
+    worker._commit()
+    assert [[(p.topic, p.offset) for p in c] for c in mirror.pending] == [[(MIRROR, 3)]]
+    assert [[(p.topic, p.offset) for p in c] for c in retry.pending] == [[(worker.retry_topic, 7)]]
+
+    # A revoke in one group commits that group's partitions only, to that group.
+    await _read(worker, range(7, 9), topic=worker.retry_topic)
+    worker._on_revoke(retry, [TopicPartition(worker.retry_topic, 0)])
+    assert (mirror.sync, retry.sync) == ([], [[(0, 9)]])
