@@ -160,6 +160,7 @@ def test_each_failing_check_fails_the_command(
     code, found = doctor(target, env, kafka)
     assert code == 1
     assert found[failed] == "fail", found
+    assert list(found) == list(EVERY_CHECK)  # each check still has its line
 
 
 def test_topics_of_another_size_or_retention_and_replayed_posts_warn(
