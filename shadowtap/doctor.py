@@ -73,6 +73,8 @@ def checklist(settings: Settings, target: str) -> list[Finding]:
     findings += [scrub_key(settings), capture_hash_key(settings), collector_secret(settings)]
     if kafka.status is Status.PASS:
         findings.append(topics(settings))
+    else:
+        findings.append(Finding("topics", Status.WARN, "not checked: Kafka did not answer"))
     if target:
         findings.append(idempotency(_with_target(settings, target), records, probe_answer, unread))
     return findings

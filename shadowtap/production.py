@@ -6,8 +6,10 @@ sent to (``host``, with ``scheme`` for a default port), and a request that was i
 mirrored names where it came from in ``X-Mirrored-From``. A target is production when its
 host and port equal one of those. When the target is not a loopback address it is also
 production when it resolves to an address a production host resolves to, on the same port
-(a CNAME, a load balancer's second name, an IP written out). Loopback targets are compared
-by name and port only: on one machine, production and staging differ by port alone::
+(a CNAME, a load balancer's second name, an IP written out). Loopback targets are never
+resolved: on one machine production and staging differ by port alone, so they are compared
+by port and loopback address, where ``localhost`` (and ``*.localhost``) stands for both
+``127.0.0.1`` and ``::1`` (RFC 6761), as a client connecting to it would try::
 
     seen = production_endpoints(recent_records(settings.kafka, settings.topics.mirror))
     reason = production_match("https://staging.internal", seen)   # None, or why it is refused
@@ -108,7 +110,13 @@ def production_match(
     same_port = sorted(e for e in production if e.port == wanted.port)
     if wanted in same_port:
         return f"{wanted} is where the recorded production requests were sent"
-    if not same_port or is_loopback(wanted.host):
+    if not same_port:
+        return None
+    if is_loopback(wanted.host):
+        mine = loopback_addresses(wanted.host)
+        for endpoint in same_port:
+            if is_loopback(endpoint.host) and mine & loopback_addresses(endpoint.host):
+                return f"{wanted} is this machine's {endpoint}, where production requests were sent"
         return None
     lookup = resolve or resolve_addresses
     hosts = [wanted.host, *(e.host for e in same_port[:_RESOLVE_AT_MOST])]
@@ -139,6 +147,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def loopback_addresses(host: str) -> set[str]:
+    """The addresses a loopback host stands for, without asking DNS."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return {"127.0.0.1", "::1"}
+    return {str(ipaddress.ip_address(host))}
 
 
 def resolve_addresses(host: str) -> set[str]:

@@ -57,8 +57,23 @@ def test_on_one_machine_production_and_staging_differ_by_port_only() -> None:
     seen = {Endpoint("127.0.0.1", 8001)}
     assert production_match("http://127.0.0.1:8001", seen) is not None
     assert production_match("http://127.0.0.1:8002", seen) is None
-    # loopback names are never resolved: localhost:8001 is not 127.0.0.1:8001 by name
-    assert production_match("http://localhost:8001", seen, resolve=_no_dns) is None
+
+
+@pytest.mark.parametrize(
+    ("production", "target", "is_production"),
+    [("127.0.0.1", "localhost", True), ("localhost", "127.0.0.1", True),
+     ("[::1]", "localhost", True), ("localhost", "[0:0::1]", True),
+     ("api.localhost", "127.0.0.1", True), ("127.0.0.2", "localhost", False),
+     ("127.0.0.1", "127.0.0.2", False)],
+)  # fmt: skip
+def test_loopback_names_of_one_address_are_one_production_host_without_dns(
+    production: str, target: str, is_production: bool
+) -> None:
+    where = endpoint_of(f"{production}:8001")
+    assert where is not None
+    reason = production_match(f"http://{target}:8001", {where}, resolve=_no_dns)
+    assert (reason is not None) is is_production, reason
+    assert production_match(f"http://{target}:8002", {where}, resolve=_no_dns) is None
 
 
 def test_a_target_that_resolves_to_a_production_address_on_the_same_port_is_production() -> None:
