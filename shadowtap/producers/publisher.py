@@ -216,5 +216,6 @@ class Publisher:
             self._log.warning("shadowtap: captured request not delivered to Kafka: %s", err)
 
     def _on_error(self, err: Any) -> None:
-        # A wrong password or an untrusted certificate is said as such (shadowtap.kafka.explain).
+        # A wrong password or an untrusted certificate is said as such
+        # (shadowtap.kafka_check.explain).
         self._log.warning("shadowtap: Kafka client error: %s", explain(err, self._kafka) or err)
