@@ -120,7 +120,7 @@ class Collector:
     ``loop.create_server(collector.connection, host, port)`` serves it.
     """
 
-    def __init__(self, capturer: Capturer, max_head: int = MAX_HEAD) -> None:
+    def __init__(self, capturer: Capturer) -> None:
         self.capturer = capturer
         capture = capturer.settings.capture
         self._secret = capture.collector_secret.encode()
@@ -132,7 +132,7 @@ class Collector:
              b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto", self._secret_key,
              *capturer.marking_headers.asgi}
         )  # fmt: skip
-        self.max_head = max_head
+        self.max_head = MAX_HEAD
         self.forbidden = 0
         httptools = httptools_module()
         self.parser_class: Any = httptools.HttpRequestParser
