@@ -45,8 +45,8 @@ class KafkaSettings:
     """How to reach the cluster, security included; the same for every client of every stage.
 
     ``security_protocol`` and the ``sasl_*``/``ssl_*`` keys are translated for librdkafka and
-    aiokafka alike (shadowtap.kafka.Security checks them at start-up). Passwords may come
-    from a variable named by ``sasl_password_env``/``ssl_key_password_env`` instead.
+    aiokafka alike (shadowtap.kafka_security.Security checks them at start-up). Passwords may
+    come from a variable named by ``sasl_password_env``/``ssl_key_password_env`` instead.
     ``librdkafka`` passes extra tuning properties to the librdkafka clients only, so security
     properties there are refused. ``connect_timeout_s`` bounds the start-up check.
     """

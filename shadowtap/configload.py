@@ -122,18 +122,13 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if type(value) is not bool:
             _bad(key, value, "true or false")
         return value
-    if hint is int:
+    if hint is int or hint is float:
+        accepted, expected = _NUMBERS[hint]
         if isinstance(value, _EnvText):
-            value = _parse_number(value, key, int)
-        if type(value) is not int:
-            _bad(key, value, "an integer")
-        return value
-    if hint is float:
-        if isinstance(value, _EnvText):
-            value = _parse_number(value, key, float)
-        if type(value) not in (int, float):
-            _bad(key, value, "a number")
-        return float(value)
+            value = _parse_number(value, key, hint, expected)
+        if type(value) not in accepted:
+            _bad(key, value, expected)
+        return hint(value)
     if hint is str:
         if not isinstance(value, str):
             _bad(key, value, "a string")
@@ -155,11 +150,18 @@ _BOOLS = {
 }
 
 
-def _parse_number(text: str, key: str, kind: type) -> Any:
+# A number setting's accepted types (bool is not one) and how an error names them.
+_NUMBERS: dict[type, tuple[tuple[type, ...], str]] = {
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+}
+
+
+def _parse_number(text: str, key: str, kind: type, expected: str) -> Any:
     try:
         return kind(text.replace("_", ""))
     except ValueError:
-        _bad(key, text, "an integer" if kind is int else "a number")
+        _bad(key, text, expected)
 
 
 def _parse_list(text: str, key: str) -> Any:

@@ -3,7 +3,8 @@
 A key (a request id, or a session key) hashes to a fixed position in [0, 100): keeping the
 keys below ``percent`` keeps the same requests in every process, on every restart, and at
 every stage, so capture's ``sample_percent`` and the processor's agree on which requests
-they keep.
+they keep. Only the hash lives here; the processor's sampling stage built on it (route rules,
+rate caps, session keys) is shadowtap.processors.sampling.
 """
 
 from __future__ import annotations

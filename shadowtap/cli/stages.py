@@ -36,8 +36,7 @@ def collect_command(args: argparse.Namespace) -> int:
         raise
     except BrokerError as exc:  # capture never waits on Kafka: it drops and counts meanwhile
         logging.getLogger("shadowtap.collect").warning("%s; collecting anyway", exc)
-    capture = settings.capture
-    asyncio.run(serve(settings, capture.collector_host, capture.collector_port))
+    asyncio.run(serve(settings))
     return 0
 
 

@@ -61,8 +61,8 @@ Settings (``[processor]`` in TOML, ``SHADOWTAP_PROCESSOR_*`` in the environment)
 Topics and the broker come from ``[topics]`` and ``[kafka]``; missing topics are created at
 start. What the worker writes goes through librdkafka, ``kafka.librdkafka`` tuning properties
 included; Faust reads through aiokafka. Both get the same ``[kafka]`` security (TLS, SASL
-PLAIN/SCRAM, mTLS; shadowtap.kafka.Security), and ``shadowtap process`` tries it with both
-clients before it starts.
+PLAIN/SCRAM, mTLS; shadowtap.kafka_security.Security), and ``shadowtap process`` tries it
+with both clients before it starts.
 """
 
 from __future__ import annotations

@@ -46,6 +46,3 @@ class ProbeFilter:
             if agent and self._agents.search(agent):
                 return "probe-agent"
         return None
-
-    def is_health_check(self, env: Envelope) -> bool:
-        return self.drop_reason(env) is not None

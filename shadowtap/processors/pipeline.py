@@ -30,8 +30,6 @@ from shadowtap.processors.routing import Router
 from shadowtap.processors.sampling import Sampler
 from shadowtap.scrub.scrubber import Scrubber
 
-STAGES = ("decode", "filter", "sample", "dedup", "scrub", "route")
-
 
 @dataclass(slots=True)
 class Outcome:

@@ -120,7 +120,7 @@ class Collector:
     ``loop.create_server(collector.connection, host, port)`` serves it.
     """
 
-    def __init__(self, capturer: Capturer, max_head: int = MAX_HEAD) -> None:
+    def __init__(self, capturer: Capturer) -> None:
         self.capturer = capturer
         capture = capturer.settings.capture
         self._secret = capture.collector_secret.encode()
@@ -132,7 +132,7 @@ class Collector:
              b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto", self._secret_key,
              *capturer.marking_headers.asgi}
         )  # fmt: skip
-        self.max_head = max_head
+        self.max_head = MAX_HEAD
         self.forbidden = 0
         httptools = httptools_module()
         self.parser_class: Any = httptools.HttpRequestParser
@@ -407,16 +407,16 @@ class _Connection(asyncio.Protocol):
             transport.close()
 
 
-async def serve(
-    settings: Settings, host: str = "127.0.0.1", port: int = 8787, metrics_port: int = 0
-) -> None:
-    """Run the collector until SIGINT/SIGTERM, then flush what is queued."""
+async def serve(settings: Settings) -> None:
+    """Run the collector where ``[capture]`` says until SIGINT/SIGTERM, then flush what is
+    queued."""
+    capture = settings.capture
     capturer = Capturer(settings)
     collector = Collector(capturer)
-    metrics_port = metrics_port or settings.capture.collector_metrics_port
-    if metrics_port:
-        _serve_metrics(capturer, metrics_port)
+    if capture.collector_metrics_port:
+        _serve_metrics(capturer, capture.collector_metrics_port)
     loop = asyncio.get_running_loop()
+    host, port = capture.collector_host, capture.collector_port
     server = await loop.create_server(collector.connection, host, port)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

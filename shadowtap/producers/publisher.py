@@ -54,14 +54,6 @@ class CaptureMetrics:
         if self.hook is not None:
             _call_hook(self.hook, "dropped", reason, amount)
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "captured": self.captured,
-            "bytes": self.bytes,
-            "dropped": dict(self.dropped),
-            "queue_depth": self.queue_depth(),
-        }
-
     def register_prometheus(self, registry: Any = None, source: str = "") -> None:
         """Expose these counters on a prometheus_client registry (imported only here)."""
         from prometheus_client import REGISTRY
@@ -216,5 +208,6 @@ class Publisher:
             self._log.warning("shadowtap: captured request not delivered to Kafka: %s", err)
 
     def _on_error(self, err: Any) -> None:
-        # A wrong password or an untrusted certificate is said as such (shadowtap.kafka.explain).
+        # A wrong password or an untrusted certificate is said as such
+        # (shadowtap.kafka_check.explain).
         self._log.warning("shadowtap: Kafka client error: %s", explain(err, self._kafka) or err)

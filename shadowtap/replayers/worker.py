@@ -73,7 +73,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import httpx
@@ -325,14 +325,11 @@ def _named(tps: list[TP]) -> str:
     return " ".join(f"{t}{sorted(ps)}" for t, ps in topics.items()) or "[]"
 
 
-def run_replayer(
-    settings: Settings, *, client_factory: Callable[[], httpx.AsyncClient] | None = None
-) -> int:
+def run_replayer(settings: Settings) -> int:
     """Run one worker until SIGTERM/SIGINT; return the exit status. The CLI calls this."""
 
     async def main() -> None:
-        client = client_factory() if client_factory else None
-        replayer = Replayer(settings, client)
+        replayer = Replayer(settings)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, replayer.stop)
@@ -342,11 +339,7 @@ def run_replayer(
             replayer.engine.rewriter.target.origin,
             settings.replayer.group,
         )
-        try:
-            await replayer.run()
-        finally:
-            if client is not None:
-                await client.aclose()
+        await replayer.run()
 
     try:
         _run(main())

@@ -262,11 +262,11 @@ class Scrubber:
             self._names[name] = kind
         return kind
 
-    def text(self, value: str, counts: Counter[str], phone_hint: bool = False) -> str:
+    def text(self, value: str, counts: Counter[str]) -> str:
         """Free text: replace every entity found, reusing results for repeated values."""
-        if not phone_hint and self._screened and not PRESCREEN.search(value):
+        if self._screened and not PRESCREEN.search(value):
             return value
-        return self._found(value, counts, phone_hint)
+        return self._found(value, counts, False)
 
     def _found(self, value: str, counts: Counter[str], phone_hint: bool) -> str:
         key = (value, phone_hint)

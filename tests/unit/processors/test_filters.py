@@ -61,4 +61,4 @@ def test_config_extends_and_overrides() -> None:
     assert extended.drop_reason(_env("/x", "my bot9 agent")) == "probe-agent"
     assert extended.drop_reason(_env("/healthz")) == "health-path"
     replaced = ProbeFilter.from_settings(ProcessorSettings(filter_paths=(), filter_user_agents=()))
-    assert not replaced.is_health_check(_env("/healthz", "kube-probe/1.29"))
+    assert replaced.drop_reason(_env("/healthz", "kube-probe/1.29")) is None
