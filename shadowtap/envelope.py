@@ -13,7 +13,7 @@ Header names and values are ``str``; raw bytes from ASGI are decoded as latin-1,
 lossless (every byte maps to one code point) and what WSGI does too. ``body`` is absent when
 empty.
 
-How the wire format changes (envelopes here, result records in shadowtap.replayers.results,
+How the wire format changes (envelopes here, result records in shadowtap.results,
 DLQ headers in shadowtap.dlq), so that stages can be upgraded one at a time, in any order:
 
 - ``v`` is the major version. Within it, a change only adds an optional field: readers

@@ -25,14 +25,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shadowtap import dlq
+from shadowtap import dlq, results
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope
 from shadowtap.kafka import produce
-from shadowtap.replayers import results
 from shadowtap.replayers.lanes import Item
-from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import incomplete
+from shadowtap.results import Delivery
 
 log = logging.getLogger("shadowtap.replayer")
 

@@ -49,8 +49,8 @@ import httpx
 from shadowtap.config import MarkingSettings, ReplayerSettings
 from shadowtap.errors import ConfigError, ReplayError, RetryableReplayError
 from shadowtap.marking import ID_HEADER, SIGNATURE_HEADER, Marker, request_target
-from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Outgoing
+from shadowtap.results import Delivery
 
 Sleep = Callable[[float], Awaitable[None]]
 

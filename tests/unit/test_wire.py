@@ -17,14 +17,13 @@ import orjson
 import pytest
 from aiohttp import web
 
-from shadowtap import dlq
+from shadowtap import dlq, results
 from shadowtap.config import Settings
 from shadowtap.deadletters import Letter
 from shadowtap.dlqviews import describe
 from shadowtap.envelope import decode, encode
 from shadowtap.errors import EnvelopeError
 from shadowtap.processors.pipeline import Pipeline, dlq_headers
-from shadowtap.replayers import results
 from shadowtap.replayers.engine import Engine
 from shadowtap.replayers.policy import deliver, make_sender
 
