@@ -315,7 +315,7 @@ class ReplayerSettings:
     incomplete: Literal["skip", "send"] = "skip"
     # results, commits, shutdown
     results: bool = True
-    result_body_limit: int = 4096
+    result_body_limit: int = 64 * 1024  # capture's max_response_body: both sides kept alike
     commit_interval_s: float = 1.0
     drain_timeout_s: float = 10.0
     session_timeout_s: float = 10.0

@@ -43,7 +43,9 @@ Settings, section ``[replayer]`` (``SHADOWTAP_REPLAYER_*``):
   production app, cut off, over the capture limit) is not sent; ``send`` sends it without
   that body. Its result says ``incomplete`` either way (see shadowtap.replayers.rewrite);
 - ``results`` (true): one result record per delivery on ``topics.results``
-  (shadowtap.results), body kept up to ``result_body_limit`` bytes;
+  (shadowtap.results) with the production response beside the target's, both bodies kept
+  up to ``result_body_limit`` bytes (64 KiB, capture's limit), the target's scrubbed with
+  the ``[processor]`` scrub settings and key;
 - ``commit_interval_s`` (1), ``drain_timeout_s`` (10) on SIGTERM, ``session_timeout_s``
   (10, how soon the group notices a dead worker), ``metrics_port`` (0: off).
 
