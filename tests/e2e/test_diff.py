@@ -29,7 +29,9 @@ from shadowtap.devkafka import free_port
 from shadowtap.diff.summary import Summary, from_json
 from shadowtap.kafka import create_topics
 from shadowtap.results import decode as decode_result
+from tests.conftest import settings_for
 from tests.e2e.apps.servers import capture_env, start_server, stop_server
+from tests.e2e.test_safe_mirroring import _config as _safe_config
 from tests.e2e.test_safe_mirroring import _Processes, _read
 from tests.unit.diff.test_report import _chromium, needs_chromium
 
@@ -68,35 +70,11 @@ class Run:
 
 
 def _config(settings: Settings, path: Path) -> Path:
-    t = settings.topics
-    path.write_text(
-        f"""
-[kafka]
-bootstrap = "{settings.kafka.bootstrap}"
-client_id = "shadowtap-tests"
-[topics]
-captured = "{t.captured}"
-mirror = "{t.mirror}"
-results = "{t.results}"
-dlq = "{t.dlq}"
-diffs = "{t.diffs}"
-redriven = "{t.redriven}"
-retry_prefix = "{t.retry_prefix}"
-partitions = {t.partitions}
-[capture]
-source = "shop"
-flush_timeout_s = 5
-[processor]
-group = "processor-{uuid.uuid4().hex[:8]}"
-scrub_key = "e2e-diff-scrub-key"
-web_port = 0
-session_timeout_s = 6
-[replayer]
-max_in_flight = 8
-[marking]
-key = "e2e-diff-marking-key"
-"""
-    )
+    """The safe-mirroring test's settings file, with this run's diffs topic and a replayer
+    window small enough that the targets' latencies are their own, not a queue's."""
+    _safe_config(settings, path)
+    text = path.read_text().replace("[topics]\n", f'[topics]\ndiffs = "{settings.topics.diffs}"\n')
+    path.write_text(text + "[replayer]\nmax_in_flight = 8\n")
     return path
 
 
@@ -117,18 +95,7 @@ def diff_run(
 ) -> Iterator[Run]:
     home = tmp_path_factory.mktemp("diff-e2e")
     run = uuid.uuid4().hex[:8]
-    names = ("captured", "mirror", "results", "dlq", "diffs", "redriven")
-    settings = Settings.load(
-        env={},
-        overrides={
-            "kafka": {"bootstrap": kafka_settings.bootstrap},
-            "topics": {
-                **{name: f"diff-{run}.{name}" for name in names},
-                "retry_prefix": f"diff-{run}.retry.",
-                "partitions": 3,
-            },
-        },
-    )
+    settings = settings_for(kafka_settings.bootstrap, lambda name: f"diff-{run}.{name}")
     create_topics(settings)
     config = _config(settings, home / "shadowtap.toml")
     env = capture_env(settings.kafka.bootstrap, settings.topics.captured)
