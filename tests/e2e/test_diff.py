@@ -36,6 +36,8 @@ from tests.e2e.test_safe_mirroring import _Processes, _read
 from tests.unit.diff.test_report import _chromium, needs_chromium
 
 TARGETS = ("v1-a", "v1-b", "v2")
+CLI = [sys.executable, "-m", "shadowtap.cli"]
+UVICORN = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning"]
 PER_ROUTE = 12
 RULES = """version = 1
 [[noise]]
@@ -97,13 +99,9 @@ def diff_run(
     run = uuid.uuid4().hex[:8]
     settings = settings_for(kafka_settings.bootstrap, lambda name: f"diff-{run}.{name}")
     create_topics(settings)
-    config = _config(settings, home / "shadowtap.toml")
     env = capture_env(settings.kafka.bootstrap, settings.topics.captured)
-    env["SHADOWTAP_CONFIG"] = str(config)
-    cli = [sys.executable, "-m", "shadowtap.cli"]
-    uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning"]
-    processes = _Processes(home)
-    servers: list[subprocess.Popen[bytes]] = []
+    config = env["SHADOWTAP_CONFIG"] = str(_config(settings, home / "shadowtap.toml"))
+    processes, servers = _Processes(home), list[subprocess.Popen[bytes]]()
     try:
         ports = {name: free_port() for name in ("production", *TARGETS)}
         app = "tests.e2e.apps.versions:app"
@@ -111,22 +109,22 @@ def diff_run(
             version = {"APP_VERSION": name[:2]}
             servers.append(
                 start_server(
-                    [*uvicorn, "--port", str(ports[name]), app],
+                    [*UVICORN, "--port", str(ports[name]), app],
                     ports[name],
                     {**env, **version},
                     home / f"{name}.log",
                 )
             )
-        processes.start("processor", [*cli, "process", "--loglevel", "warning"], env)
+        processes.start("processor", [*CLI, "process", "--loglevel", "warning"], env)
         for name in TARGETS:
             target = f"http://127.0.0.1:{ports[name]}"
             replay_env = {**env, "SHADOWTAP_REPLAYER_TARGET_NAME": name}
-            replay = [*cli, "replay", "--target", target, "--group", f"g-{name}-{run}"]
+            replay = [*CLI, "replay", "--target", target, "--group", f"g-{name}-{run}"]
             processes.start(f"replay-{name}", replay, replay_env)
         production_env = {**env, "APP_VERSION": "v1", "APP_CAPTURE": "1"}
         servers.append(
             start_server(
-                [*uvicorn, "--port", str(ports["production"]), app],
+                [*UVICORN, "--port", str(ports["production"]), app],
                 ports["production"],
                 production_env,
                 home / "production.log",
@@ -150,7 +148,7 @@ def diff_run(
         out = home / "report"
         code = main(
             [
-                "diff", "run", "--config", str(config), "--rules", str(rules),
+                "diff", "run", "--config", config, "--rules", str(rules),
                 "--baseline", "v1-a", "--secondary", "v1-b", "--candidate", "v2",
                 "--idle-s", "2", "--out", str(out),
                 "--fail-above", "0.5%", "--goal", "*: p50<=2x",

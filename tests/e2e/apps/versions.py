@@ -3,7 +3,7 @@
     APP_VERSION=v1 APP_CAPTURE=1 uvicorn tests.e2e.apps.versions:app   # production, captured
     APP_VERSION=v2 uvicorn tests.e2e.apps.versions:app                 # the candidate
 
-Plain ASGI. Both versions make noise on every answer: a random request id (body and
+Starlette (FastAPI's core). Both versions make noise on every answer: a random request id (body and
 ``X-Request-Id``), a timestamp, an unordered array shuffled, a float that wobbles within
 0.01, and uvicorn's ``Date``/``Server`` headers. v2 plants the regressions:
 
@@ -23,8 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from shadowtap.types import ASGIApp, Receive, Scope, Send
+from shadowtap.types import ASGIApp
 
 VERSION = os.environ.get("APP_VERSION", "v1")
 BASE_S = 0.02
@@ -69,34 +73,20 @@ def _route(path: str, query: str) -> tuple[int, Any, float]:
     return 404, {"error": "not found"}, 0.0
 
 
-async def _app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-        return
-    if scope["type"] != "http":
-        return
-    more = True
-    while more:
-        more = (await receive()).get("more_body", False)
-    status, doc, delay = _route(scope["path"], scope["query_string"].decode("latin-1"))
+async def _endpoint(request: Request) -> Response:
+    status, doc, delay = _route(request.url.path, request.url.query)
     await asyncio.sleep(delay)
-    body = orjson.dumps(doc)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"x-request-id", str(uuid.uuid4()).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    headers = {"x-request-id": str(uuid.uuid4())}
+    return Response(orjson.dumps(doc), status, headers, media_type="application/json")
 
 
 def _build() -> ASGIApp:
+    app: ASGIApp = Starlette(routes=[Route("/{path:path}", _endpoint)])
     if os.environ.get("APP_CAPTURE") == "1":
         from shadowtap.producers.asgi import ShadowtapMiddleware
 
-        return ShadowtapMiddleware(_app)
-    return _app
+        return ShadowtapMiddleware(app)
+    return app
 
 
 app = _build()
