@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import orjson
 
 from shadowtap import results
@@ -139,3 +141,32 @@ def test_mismatch_records_carry_no_secret_header_values() -> None:
     assert (secret["a"], secret["b"], secret["field"]) == (None, None, "header:set-cookie")
     shown = orjson.loads(mismatch_record(Mismatch("regression", "GET /x", "$.n", plain)))
     assert (shown["a"], shown["b"], shown["id"], shown["v"]) == (1, "1", "r", 1)
+
+
+def _cut(value: bytes, **changes: object) -> bytes:
+    raw = orjson.loads(value)
+    raw.update(changes)
+    return orjson.dumps(raw)
+
+
+def test_a_request_not_all_in_the_record_is_counted_apart() -> None:
+    consumer = _consumer()
+    for target in TARGETS:
+        consumer.offer(_cut(_result("r", target, {"n": 1}, captured=1), incomplete="body-unread"))
+    totals = consumer.summary().totals
+    assert totals.compared == 0 and totals.incomplete == {"body-unread": 1}
+
+
+def test_a_body_cut_on_one_side_is_compared_up_to_what_both_kept_and_marked_partial() -> None:
+    consumer = _consumer(Roles("v1-a", "v2"))
+    long = {"items": list(range(200))}
+    whole = _result("r", "v1-a", long, captured=1)
+    raw = orjson.loads(_result("r", "v2", long, captured=1))
+    kept = orjson.dumps(long)[:100]  # v2's answer was cut at a limit: its first 100 bytes
+    raw |= {"body": base64.b64encode(kept).decode(), "truncated": True}
+    consumer.offer(whole)
+    consumer.offer(orjson.dumps(raw))
+    summary = consumer.summary()
+    assert (summary.totals.compared, summary.totals.partial) == (1, 1)
+    regression = summary.view("regression")
+    assert regression is not None and not regression.endpoints[0].fields  # the same, as far as kept
