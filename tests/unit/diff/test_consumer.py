@@ -79,6 +79,12 @@ def test_first_result_wins_and_later_ones_count_as_redeliveries() -> None:
     consumer.offer(_result("r", "v2", {"n": 9}, captured=1))  # after it completed
     summary = consumer.summary()
     assert summary.totals.redeliveries == {"v1-a": 1, "v2": 1}
+    assert consumer.metrics is not None
+    sample = consumer.metrics.registry.get_sample_value
+    assert sample("shadowtap_diff_redeliveries_total", {"target": "v2"}) == 1
+    assert sample("shadowtap_diff_results_total", {"target": "v2"}) == 2
+    assert sample("shadowtap_diff_records_total", {"outcome": "paired"}) == 1
+    assert sample("shadowtap_diff_pending") == 0
     assert summary.totals.compared == 1
     regression = summary.view("regression")
     assert regression is not None and not regression.endpoints[0].fields  # first ones compared
