@@ -125,7 +125,7 @@ class DiffConsumer:
         producer: Any = None,
     ) -> None:
         self.settings = settings
-        self.run_ = run
+        self.diff_run = run
         self.pairing = Pairing(targets, grace_ms=grace_ms, max_pending=max_pending)
         self.metrics = metrics
         self.producer = producer  # None: make one when diffs are written
@@ -160,12 +160,12 @@ class DiffConsumer:
         return self._compare(self.pairing.flush())
 
     def summary(self, goals: Sequence[Any] = ()) -> Summary:
-        return self.run_.summary(goals=goals, redeliveries=dict(self.pairing.redeliveries))
+        return self.diff_run.summary(goals=goals, redeliveries=dict(self.pairing.redeliveries))
 
     def _compare(self, records: list[Record]) -> list[Mismatch]:
         out: list[Mismatch] = []
         for record in records:
-            out.extend(self.run_.add(record))
+            out.extend(self.diff_run.add(record))
             if self.metrics is not None:
                 paired = all(t in record.sides for t in self.pairing.targets)
                 self.metrics.records.labels("paired" if paired else "unpaired").inc()
