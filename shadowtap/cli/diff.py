@@ -107,6 +107,7 @@ def diff_run_command(args: argparse.Namespace) -> int:
     targets = list(dict.fromkeys([*(roles.names if roles else ()), *extra]))
     if not targets:
         raise ConfigError("name the targets: --baseline/--candidate, or --targets for drift only")
+    goals = _goals(args)  # a typo in a goal is said before anything is read
     settings = command_settings(args)
     wait_for_broker(settings.kafka)
     run = DiffRun(_rules(args.rules), roles, drift=not args.no_drift)
@@ -117,7 +118,7 @@ def diff_run_command(args: argparse.Namespace) -> int:
         settings, run, targets, grace_ms=int(args.grace_s * 1000), metrics=metrics
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     since = parse_since(args.since) if args.since else None
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -147,7 +148,9 @@ def diff_run_command(args: argparse.Namespace) -> int:
             )
         except KeyboardInterrupt:  # what was still waiting is reported unpaired
             consumer.finish()
-    summary = consumer.summary(goals=_goals(args))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    summary = consumer.summary(goals=goals)
     return _write(summary, Path(args.out))
 
 

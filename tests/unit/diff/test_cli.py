@@ -104,3 +104,13 @@ def test_report_applies_the_rules_files_goals(saved: Path, tmp_path: Path) -> No
     assert main(["diff", "report", str(saved), "--out", str(tmp_path), "--rules", str(rules)]) == 0
     goals = orjson.loads((tmp_path / "diff-summary.json").read_bytes())["goals"]
     assert [g["goal"] for g in goals] == ["mismatch<=100%"]
+
+
+def test_run_refuses_bad_arguments_before_it_reads_anything(tmp_path: Path) -> None:
+    unreachable = ["--bootstrap", "127.0.0.1:1", "--out", str(tmp_path)]
+    with pytest.raises(ValueError, match="unknown metric"):
+        main(["diff", "run", "--targets", "staging", "--goal", "speed<=1%", *unreachable])
+    assert main(["diff", "run", "--secondary", "v1-b", *unreachable]) == 2
+    assert main(["diff", "run", "--baseline", "v1-a", *unreachable]) == 2
+    assert main(["diff", "run", *unreachable]) == 2  # no target named
+    assert not (tmp_path / "diff-summary.json").exists()
