@@ -1,6 +1,6 @@
 """Diff throughput on one core, and memory under a flood of unique field names.
 
-    python bench/diff.py [--pairs 20000] [--flood-names 1000000]
+    python bench/diff.py [--pairs 20000] [--flood-names 1000000] [--consumer-records 10000]
 
 Pairs: ~1 KB JSON order documents as two versions of a service answer them: every pair
 differs in noise (a UUID, two timestamps, a trace id, a float within tolerance, a shuffled
@@ -14,6 +14,13 @@ differ, with no rules). Peer: DeepDiff, the usual Python structural diff (fewer 
 is slow). Also: what evaluating the five rule paths against both documents with a JSONPath
 library (python-jsonpath) would add per pair, the approach this code avoids by compiling
 rules to regular expressions over difference paths.
+
+Consumer (``--consumer-records``, 0 to skip): the ``shadowtap diff run`` consumer end to
+end. Results of three targets (two baselines, a candidate; each with production's response)
+for that many records are written to a results topic (SHADOWTAP_BOOTSTRAP, else a local
+broker started for the run), then read back, decoded, paired and compared three-way by
+``DiffConsumer.run``; records/s from its first batch to its last result. Baseline: the same
+result values handed to ``DiffConsumer.offer`` in the same process, without Kafka.
 
 Flood: a two-way DiffRun fed records whose bodies carry only new, never repeated member
 names (random keys, as in diffy#59) until ``--flood-names`` distinct names went through;
@@ -157,6 +164,94 @@ def _flood(names: int) -> tuple[list[float], int]:
     return rss, endpoint.fields_capped
 
 
+def _results(records: int) -> list[bytes]:
+    """Result values of three targets for ``records`` records, interleaved as they arrive."""
+    from shadowtap import results
+    from shadowtap.envelope import Response
+
+    rng = random.Random(7)
+    out = []
+    for i in range(records):
+        rid = str(uuid.UUID(int=rng.getrandbits(128)))
+        production = orjson.dumps(_order(i, rng, False))
+        prod = Response(200, [JSON], production, 2.0, len(production))
+        for target, real in (("v1-a", False), ("v1-b", False), ("v2", i % 10 == 0)):
+            body = orjson.dumps(_order(i, rng, real))
+            result = results.Result(
+                id=rid, target=target, method="GET", path=f"/orders/{i % 500}",
+                status=200, headers=[JSON], body=body, body_size=len(body),
+                duration_ms=3.0, captured=1_700_000_000_000 + i, production=prod,
+            )  # fmt: skip
+            out.append(results.encode(result))
+    return out
+
+
+def _consumer_rates(records: int) -> tuple[float, float]:
+    """Records/s of the diff consumer reading Kafka, and of its step without Kafka."""
+    from shadowtap.config import Settings
+    from shadowtap.devkafka import resolve_broker
+    from shadowtap.diff.consumer import DiffConsumer
+    from shadowtap.kafka import create_topics, make_producer
+
+    values = _results(records)
+    roles = Roles("v1-a", "v2", secondary="v1-b")
+
+    def consumer(settings: Settings) -> DiffConsumer:
+        return DiffConsumer(settings, DiffRun(RULES, roles), roles.names, grace_ms=60_000)
+
+    direct = consumer(Settings())
+    start = time.perf_counter()
+    for value in values:
+        direct.offer(value)
+    direct.finish()
+    offline = records / (time.perf_counter() - start)
+    with resolve_broker(f"bench-diff-{os.getpid()}", ephemeral=True) as broker:
+        suffix = uuid.uuid4().hex[:8]
+        topics = {"results": f"bench-results-{suffix}", "diffs": f"bench-diffs-{suffix}"}
+        settings = Settings.load(
+            env={},
+            overrides={
+                "kafka": {"bootstrap": broker.bootstrap},
+                "topics": {**topics, "partitions": 3},
+            },
+        )
+        create_topics(settings)
+        producer = make_producer(settings.kafka, {"linger.ms": 50})
+        for value in values:
+            key = orjson.loads(value)["id"].encode()
+            while True:
+                try:
+                    producer.produce(settings.topics.results, value, key=key)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        producer.flush(60)
+        reader = consumer(settings)
+        marks: list[tuple[float, int]] = []
+
+        def progress(n: int) -> None:
+            marks.append((time.perf_counter(), n))
+
+        reader.run(idle_s=2.0, write_diffs=True, progress=progress)
+        (t0, n0), (t1, n1) = marks[0], marks[-1]
+        assert n1 == len(values), f"read {n1} of {len(values)} results"
+    return (n1 - n0) / 3 / (t1 - t0), offline
+
+
+def _consumer(records: int) -> dict[str, int]:
+    kafka_rate, offline_rate = _consumer_rates(records)
+    print(f"diff consumer, three-way, {records:,} records x 3 results:")
+    print(f"  from Kafka          {kafka_rate:10,.0f} records/s  (read, decode, pair, compare)")
+    print(
+        f"  same step, no Kafka {offline_rate:10,.0f} records/s  "
+        f"Kafka shell at {kafka_rate / offline_rate:.2f}x"
+    )
+    return {
+        "consumer_records_per_s": round(kafka_rate),
+        "consumer_offline_records_per_s": round(offline_rate),
+    }
+
+
 def _line(name: str, rate: float, note: str) -> None:
     print(f"  {name:<20}{rate:10,.0f} pairs/s {1e6 / rate:8.1f} µs/pair  {note}")
 
@@ -166,6 +261,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20_000)
     parser.add_argument("--peer-pairs", type=int, default=500)
     parser.add_argument("--flood-names", type=int, default=1_000_000)
+    parser.add_argument("--consumer-records", type=int, default=10_000)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
@@ -230,6 +326,7 @@ def main() -> None:
         )
     except ImportError:
         print("  python-jsonpath not installed: rule evaluation by a library not measured")
+    figures |= _consumer(args.consumer_records) if args.consumer_records else {}
     figures |= {"flood_names": args.flood_names, "rss_mb": [round(r, 1) for r in rss]}
     steps = " -> ".join(f"{r:.1f}" for r in rss)
     print(f"flood of {args.flood_names:,} unique field names: RSS MB after warm-up, each quarter")

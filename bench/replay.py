@@ -1,12 +1,16 @@
 """Replay throughput: deliveries/s from a pre-filled topic to nginx answering 204.
 
-    python bench/replay.py [--records 60000] [--in-flight 64] [--workers 1,2]
+    python bench/replay.py [--records 60000] [--in-flight 64] [--workers 1,2] [--answer json]
 
 Starts nginx (Debian's /usr/sbin/nginx, temp config, foreground, one worker process) on a
 loopback port, measures its ceiling with ``wrk`` for reference, fills a mirror topic, then
 runs 1 and 2 ``shadowtap replay`` worker processes (each with its own consumer group on the
 same topic) and reads nginx's request counter (stub_status) every 100 ms. The rate is taken
 between 10 % and 90 % of the records, so group join and the tail are not counted.
+
+``--answer json``: nginx answers a 1 KB JSON body and every record carries a production
+response, so each result holds two bodies and the replayer scrubs the target's (issue 11).
+Run it with PYTHONPATH at an older tree for the before/after cost of that.
 
 Broker: SHADOWTAP_BOOTSTRAP, else a local one started for the run (shadowtap.devkafka).
 Goal (issue 5): ≥ 3,000 deliveries/s per worker, 2 workers ≥ 1.7 × one. Also printed:
@@ -30,9 +34,11 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import orjson
+
 from shadowtap.config import Settings
 from shadowtap.devkafka import resolve_broker
-from shadowtap.envelope import Envelope, encode
+from shadowtap.envelope import Envelope, Response, encode
 from shadowtap.kafka import create_topics, make_producer
 
 NGINX_CONF = """
@@ -52,7 +58,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location = /nginx_status {{ stub_status; }}
-        location / {{ return 204; }}
+        location / {{ {answer} }}
     }}
 }}
 """
@@ -65,10 +71,30 @@ def free_port() -> int:
         return port
 
 
-def start_nginx(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+# ``--answer json``: what a profile endpoint answers (1 KB, an e-mail and a phone in it), so
+# the results carry a body the replayer scrubs before it stores it, and a production response.
+JSON_ANSWER = orjson.dumps(
+    {
+        "id": 1234,
+        "email": "jane.doe@shopmail.com",
+        "phone": "+1 415-555-0100",
+        "name": "Jane Doe",
+        "created": "2024-11-23T22:13:20Z",
+        "items": [
+            {"sku": f"SKU-{i:04d}", "title": "Walnut desk organiser", "price": 19.5 + i, "qty": 1}
+            for i in range(10)
+        ],
+    }
+)
+
+
+def start_nginx(workdir: Path, answer: str = "204") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    directive = "return 204;"
+    if answer == "json":
+        directive = f"default_type application/json; return 200 '{JSON_ANSWER.decode()}';"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port, answer=directive))
     proc = subprocess.Popen(
         ["/usr/sbin/nginx", "-c", str(conf), "-p", str(workdir)],
         stdout=subprocess.DEVNULL,
@@ -105,8 +131,12 @@ def run_wrk(port: int, seconds: int = 5) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def fill(settings: Settings, records: int) -> None:
+def fill(settings: Settings, records: int, answer: str = "204") -> None:
     producer = make_producer(settings.kafka, {"linger.ms": 50, "batch.num.messages": 10000})
+    production = None
+    if answer == "json":
+        headers = [("content-type", "application/json")]
+        production = Response(200, headers, JSON_ANSWER, 2.5, len(JSON_ANSWER))
     for i in range(records):
         env = Envelope(
             method="GET",
@@ -114,6 +144,7 @@ def fill(settings: Settings, records: int) -> None:
             query="page=1",
             host="shop.example",
             headers=[("accept", "application/json"), ("user-agent", "bench")],
+            response=production,
         )
         while True:
             try:
@@ -213,9 +244,15 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=60_000)
     parser.add_argument("--in-flight", type=int, default=64)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument(
+        "--answer",
+        choices=("204", "json"),
+        default="204",
+        help="what nginx answers: 204, or a 1 KB JSON body (results then carry bodies)",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="shadowtap-bench-"))
-    nginx, port = start_nginx(workdir)
+    nginx, port = start_nginx(workdir, args.answer)
     try:
         with resolve_broker(f"bench-{os.getpid()}", ephemeral=True) as broker:
             suffix = uuid.uuid4().hex[:8]
@@ -234,7 +271,7 @@ def main() -> None:
             )
             create_topics(settings)
             print(f"filling {args.records} records …", flush=True)
-            fill(settings, args.records)
+            fill(settings, args.records, args.answer)
             wrk = run_wrk(port)
             print(f"wrk -c64 against the same nginx: {wrk:,.0f} req/s", flush=True)
             rates: dict[int, float] = {}

@@ -76,13 +76,15 @@ class TopicSettings:
     ``captured``: raw records from capture, production's trust zone, kept briefly;
     ``mirror``: scrubbed records for the replayers, kept longer for DR drills; ``results``:
     one record per delivery with the target's answer; ``dlq``: records a stage could not
-    decode, scrub or deliver, with the reason in their headers.
+    decode, scrub or deliver, with the reason in their headers; ``diffs``: sampled
+    mismatches written by ``shadowtap diff run`` (shadowtap.diff.consumer).
     """
 
     captured: str = "shadowtap.captured"
     mirror: str = "shadowtap.mirror"
     results: str = "shadowtap.results"
     dlq: str = "shadowtap.dlq"
+    diffs: str = "shadowtap.diffs"
     # ``shadowtap dlq redrive``: a compacted marker per DLQ record sent back, and the topic
     # each replayer group also reads (``retry_prefix`` + group), for records redriven to it.
     redriven: str = "shadowtap.dlq.redriven"
@@ -93,6 +95,7 @@ class TopicSettings:
     mirror_retention_hours: float = 24 * 7
     results_retention_hours: float = 24 * 3
     dlq_retention_hours: float = 24 * 14
+    diffs_retention_hours: float = 24 * 7
 
     def retry(self, group: str) -> str:
         """The retry topic of replayer ``group``; ConfigError if the name cannot be a topic."""
@@ -315,7 +318,7 @@ class ReplayerSettings:
     incomplete: Literal["skip", "send"] = "skip"
     # results, commits, shutdown
     results: bool = True
-    result_body_limit: int = 4096
+    result_body_limit: int = 64 * 1024  # capture's max_response_body: both sides kept alike
     commit_interval_s: float = 1.0
     drain_timeout_s: float = 10.0
     session_timeout_s: float = 10.0

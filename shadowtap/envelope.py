@@ -13,7 +13,7 @@ Header names and values are ``str``; raw bytes from ASGI are decoded as latin-1,
 lossless (every byte maps to one code point) and what WSGI does too. ``body`` is absent when
 empty.
 
-How the wire format changes (envelopes here, result records in shadowtap.replayers.results,
+How the wire format changes (envelopes here, result records in shadowtap.results,
 DLQ headers in shadowtap.dlq), so that stages can be upgraded one at a time, in any order:
 
 - ``v`` is the major version. Within it, a change only adds an optional field: readers
@@ -134,20 +134,24 @@ def to_dict(env: Envelope) -> dict[str, Any]:
     if env.body:
         out["body"] = base64.b64encode(env.body).decode("ascii")
     if env.response is not None:
-        r = env.response
-        resp: dict[str, Any] = {
-            "status": r.status,
-            "headers": r.headers,
-            "duration_ms": r.duration_ms,
-            "body_size": r.body_size,
-            "truncated": r.truncated,
-        }
-        if r.body:
-            resp["body"] = base64.b64encode(r.body).decode("ascii")
-        out["response"] = resp
+        out["response"] = response_to_dict(env.response)
     if env.meta:
         out["meta"] = env.meta
     return out
+
+
+def response_to_dict(r: Response) -> dict[str, Any]:
+    """The JSON-ready mapping of a response (result records carry production's this way too)."""
+    resp: dict[str, Any] = {
+        "status": r.status,
+        "headers": r.headers,
+        "duration_ms": r.duration_ms,
+        "body_size": r.body_size,
+        "truncated": r.truncated,
+    }
+    if r.body:
+        resp["body"] = base64.b64encode(r.body).decode("ascii")
+    return resp
 
 
 def encode(env: Envelope) -> bytes:
@@ -196,12 +200,13 @@ def from_dict(raw: Any) -> Envelope:
         body_size=_req(raw, "body_size", int),
         truncated=_req(raw, "truncated", bool),
         client=_req(raw, "client", str),
-        response=None if response is None else _response(response),
+        response=None if response is None else response_from_dict(response),
         meta=meta,
     )
 
 
-def _response(raw: Any) -> Response:
+def response_from_dict(raw: Any) -> Response:
+    """Validate a response mapping (``to_dict``'s ``response``); EnvelopeError when malformed."""
     if not isinstance(raw, dict):
         raise EnvelopeError("bad-type", f"field 'response' must be an object, got {_kind(raw)}")
     duration = raw.get("duration_ms", 0.0)

@@ -120,7 +120,7 @@ class TopicSpec:
 
 
 def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
-    """shadowtap's topics (captured, mirror, results, dlq and the redrive markers) with
+    """shadowtap's topics (captured, mirror, results, dlq, diffs and the redrive markers) with
     their configured size and retention.
 
     The redrive markers (shadowtap.redrive) outlive the DLQ records they mark.
@@ -134,6 +134,7 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
         spec(topics.mirror, topics.mirror_retention_hours),
         spec(topics.results, topics.results_retention_hours),
         spec(topics.dlq, topics.dlq_retention_hours),
+        spec(topics.diffs, topics.diffs_retention_hours),
         TopicSpec(
             topics.redriven,
             1,

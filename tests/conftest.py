@@ -126,6 +126,7 @@ def settings_for(bootstrap: str, unique_name: Callable[[str], str]) -> Settings:
                 "mirror": unique_name("mirror"),
                 "results": unique_name("results"),
                 "dlq": unique_name("dlq"),
+                "diffs": unique_name("diffs"),
                 "redriven": unique_name("redriven"),
                 "retry_prefix": unique_name("retry") + ".",
                 "partitions": 3,

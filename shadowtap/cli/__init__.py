@@ -8,6 +8,7 @@
     shadowtap replay --target URL --group NAME   a replayer worker: mirror → target
     shadowtap doctor [--target URL] [--json]     preflight checklist before mirroring to a target
     shadowtap dlq stats|list|show|redrive  work the dead-letter topic (shadowtap.deadletters)
+    shadowtap diff run|report|noise add|accept   compare the targets' answers, gate on goals
     shadowtap demo                        the whole pipeline on demo apps, with a report
 
 Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--bootstrap``.
@@ -31,6 +32,7 @@ from shadowtap import __version__
 from shadowtap.cli.cluster import kafka_command, topics_command
 from shadowtap.cli.console import console, escape
 from shadowtap.cli.demo import demo_command
+from shadowtap.cli.diff import add_diff_parser
 from shadowtap.cli.dlq import dlq_command
 from shadowtap.cli.doctor import doctor_command
 from shadowtap.cli.stages import collect_command, process_command, replay_command
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=doctor_command)
 
     _add_dlq(sub, common)
+    add_diff_parser(sub, common)
 
     topics = sub.add_parser("topics", parents=[common], help="create or describe the topics")
     topics.add_argument("action", choices=["create", "describe"])

@@ -7,7 +7,8 @@ worker, sends realistic traffic with planted PII, health checks and retried requ
 watches every topic fill up. It ends with a report (JSON and HTML) that checks what
 shadowtap promises: nothing sensitive reached the mirror topic, health checks and duplicates
 were dropped, every mirrored request was replayed and trusted by staging's guard, no order
-e-mail left staging, and where staging answered differently from production.
+e-mail left staging, and where staging answered differently from production; then the diff
+of production against staging, per endpoint and field (shadowtap.demo.diffing).
 
     shadowtap demo [--requests 200] [--report-dir .] [--keep-kafka]
 
@@ -16,7 +17,7 @@ of ``SHADOWTAP_CONFIG`` and ``SHADOWTAP_KAFKA_*``, security included; a local br
 plaintext.
 
 The package: ``services`` supervises the child processes, ``traffic`` sends the requests and
-watches the topics, ``report`` checks and writes the verdict.
+watches the topics, ``report`` checks and writes the verdict, ``diffing`` compares.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from shadowtap.config import KafkaSettings, Settings
+from shadowtap.demo.diffing import diff_staging
 from shadowtap.demo.report import build_report, print_summary, write_report
 from shadowtap.demo.services import stage_env, supervised
 from shadowtap.demo.traffic import drive, guard_counts
 from shadowtap.devkafka import free_port, resolve_broker
 from shadowtap.devkafka_jars import cache_dir
 from shadowtap.kafka import create_topics
+from shadowtap.replayers.rewrite import parse_target
 
 
 def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool = False) -> int:
@@ -66,6 +69,7 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
                     "mirror": f"{prefix}.mirror",
                     "results": f"{prefix}.results",
                     "dlq": f"{prefix}.dlq",
+                    "diffs": f"{prefix}.diffs",
                     "partitions": 3,
                 },
             },
@@ -126,6 +130,8 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
         report = build_report(traffic, tally, guard)
         paths = write_report(report, report_dir)
         print_summary(out, report, paths)
+        staging = parse_target(f"http://127.0.0.1:{staging_port}").name
+        diff_staging(settings, staging, report_dir, out)
         if keep_kafka and broker.kind == "local":
             out.print(
                 f"[dim]Kafka keeps running at {broker.bootstrap}: `shadowtap kafka stop`[/dim]"

@@ -45,10 +45,10 @@ from shadowtap.replayers.metrics import Metrics
 from shadowtap.replayers.outbox import Outbox
 from shadowtap.replayers.pacing import Pacer, parse_rate, parse_speed
 from shadowtap.replayers.policy import HttpxSender, Policy, Sender, deliver, make_sender
-from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Rewriter
 from shadowtap.replayers.source import Accept
 from shadowtap.replayers.tracker import CommitTracker
+from shadowtap.results import Delivery
 from shadowtap.tokenbucket import TokenBucket
 
 log = logging.getLogger("shadowtap.replayer")

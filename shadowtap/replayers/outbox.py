@@ -14,6 +14,11 @@ the engine's loop, so counting needs no lock::
     outbox.to_dlq(item, "timeout", "…", attempts=3)
     outbox.poll()                                 # on the loop: reports → finish(item)
 
+A result holds the target's answer scrubbed with the processor's scrubber and keys (staging
+data is often a copy of production's; values of the scrubbed request it answers are kept, so
+echoed pseudonyms still compare equal) and the production response the record was captured
+with, cut to ``result_body_limit`` (shadowtap.results).
+
 The processor acknowledges its output a batch at a time instead
 (shadowtap.processors.output): a batch refused there is simply processed again.
 """
@@ -23,16 +28,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from shadowtap import dlq
+from shadowtap import dlq, results
 from shadowtap.config import Settings
-from shadowtap.envelope import Envelope
+from shadowtap.envelope import Envelope, Response
+from shadowtap.errors import ScrubError
 from shadowtap.kafka import produce
-from shadowtap.replayers import results
 from shadowtap.replayers.lanes import Item
-from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import incomplete
+from shadowtap.results import Delivery
+from shadowtap.scrub.scrubber import Scrubber
 
 log = logging.getLogger("shadowtap.replayer")
 
@@ -46,14 +53,20 @@ class Outbox:
         self._results_topic = settings.topics.results
         self._dlq_topic = settings.topics.dlq
         self._target = target
+        self._limit = settings.replayer.result_body_limit
+        # The processor's scrubber and keys, so pseudonyms in both sides' answers agree.
+        self._scrubber = Scrubber.from_settings(settings.processor) if self._results else None
         self._finish = finish
         self.producer: Any = None  # librdkafka's: Engine.open makes one unless set
         self.unacked = 0  # messages produced and not acknowledged yet
+        self.unscrubbed = 0  # target responses that could not be scrubbed (kept without them)
 
     def result(self, env: Envelope, delivery: Delivery) -> results.Result:
-        """The result record of delivering ``env``."""
+        """The result record of delivering ``env``: the target's answer, scrubbed, and the
+        production response ``env`` was captured with, cut to ``result_body_limit``."""
+        production = env.response
         return results.Result.of(
-            delivery,
+            self._scrubbed(delivery, env),
             id=env.id,
             target=self._target,
             group=self._group,
@@ -61,7 +74,27 @@ class Outbox:
             method=env.method,
             path=env.path,
             incomplete=incomplete(env) or "",
+            captured=env.ts,
+            production=None if production is None else results.bounded(production, self._limit),
         )
+
+    def _scrubbed(self, delivery: Delivery, env: Envelope) -> Delivery:
+        """The target's answer with headers and body scrubbed like the mirror: staging data
+        is often a copy of production's. Values of the (scrubbed) request ``env`` are kept:
+        echoed pseudonyms then still equal production's. A body that cannot be scrubbed is
+        not kept."""
+        if delivery.status is None or self._scrubber is None:
+            return delivery
+        # The sender inflated the body already: the header no longer says what it holds.
+        headers = [(k, v) for k, v in delivery.headers if k.lower() != "content-encoding"]
+        answer = Response(delivery.status, headers, delivery.body)
+        try:
+            self._scrubber.scrub_response(answer, clean=env)
+        except ScrubError as exc:
+            log.warning("could not scrub a response of %s (%s): not kept", self._target, exc)
+            self.unscrubbed += 1
+            return replace(delivery, headers=[], body=b"", truncated=True)
+        return replace(delivery, headers=answer.headers, body=answer.body)
 
     def publish(self, item: Item, env: Envelope, delivery: Delivery) -> None:
         """Produce the record's result; without results, it is finished once its DLQ

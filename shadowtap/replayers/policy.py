@@ -49,8 +49,8 @@ import httpx
 from shadowtap.config import MarkingSettings, ReplayerSettings
 from shadowtap.errors import ConfigError, ReplayError, RetryableReplayError
 from shadowtap.marking import ID_HEADER, SIGNATURE_HEADER, Marker, request_target
-from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Outgoing
+from shadowtap.results import Delivery
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -66,7 +66,7 @@ class Policy:
     backoff_base_s: float = 0.1
     backoff_max_s: float = 5.0
     connect_retry_s: float = 60.0
-    body_limit: int = 4096
+    body_limit: int = 64 * 1024
     # Signs each attempt; None only where no target verifies (unit tests of the policy).
     marker: Marker | None = None
     signature_header: str = SIGNATURE_HEADER

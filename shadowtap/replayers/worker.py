@@ -50,7 +50,9 @@ Settings, section ``[replayer]`` (``SHADOWTAP_REPLAYER_*``):
   production app, cut off, over the capture limit) is not sent; ``send`` sends it without
   that body. Its result says ``incomplete`` either way (see shadowtap.replayers.rewrite);
 - ``results`` (true): one result record per delivery on ``topics.results``
-  (shadowtap.replayers.results), body kept up to ``result_body_limit`` bytes;
+  (shadowtap.results) with the production response beside the target's, both bodies kept
+  up to ``result_body_limit`` bytes (64 KiB, capture's limit), the target's scrubbed with
+  the ``[processor]`` scrub settings and key;
 - ``commit_interval_s`` (1), ``drain_timeout_s`` (10) on SIGTERM, ``session_timeout_s``
   (10, how soon the group notices a dead worker), ``metrics_port`` (0: off).
 
@@ -71,6 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Coroutine
@@ -330,6 +333,9 @@ def run_replayer(settings: Settings) -> int:
 
     async def main() -> None:
         replayer = Replayer(settings)
+        # What start-up loaded (the results' scrubber: Presidio's recognizers) lives as long
+        # as the process: the collector need not walk it again on every full collection.
+        gc.freeze()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, replayer.stop)

@@ -15,6 +15,7 @@ short name (``Scrubber(key="k", entities=("EMAIL_ADDRESS",))`` for ``scrub_key``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import zlib
@@ -25,7 +26,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 import orjson
 
 from shadowtap.config import DEVELOPMENT_HASH_KEY, ProcessorSettings
-from shadowtap.envelope import REDACTED, Envelope
+from shadowtap.envelope import REDACTED, Envelope, Response
 from shadowtap.errors import ScrubError
 from shadowtap.headers import Headers, header_value
 from shadowtap.scrub.detector import Detector
@@ -83,6 +84,7 @@ class Scrubber:
         self._cache_size = s.scrub_cache_size
         self._names: dict[str | None, int] = {}  # a field name's _PLAIN, _SECRET or _PHONE
         self._screened = not self.detector.uses_nlp  # with NER, every text is analyzed
+        self._clean: frozenset[str] = frozenset()  # values known clean (scrub_response)
 
     @classmethod
     def from_settings(cls, settings: ProcessorSettings) -> Scrubber:
@@ -100,14 +102,36 @@ class Scrubber:
             env.body, env.headers = self._body(env.body, env.headers, counts)
             env.client = self._ip(env.client, counts)
             if env.response is not None:
-                r = env.response
-                r.headers = self._header_list(r.headers, counts)
-                r.body, r.headers = self._body(r.body, r.headers, counts)
+                self._response(env.response, counts)
         except ScrubError:
             raise
         except Exception as exc:
             raise ScrubError(f"could not scrub request {env.id}: {exc!r}") from exc
         return dict(counts)
+
+    def scrub_response(self, response: Response, clean: Envelope | None = None) -> dict[str, int]:
+        """Scrub a response's headers and body in place (a target's answer, before the
+        replayer stores it in a result); return entity counts. Raises ScrubError.
+
+        ``clean``: the scrubbed request it answers. A value it holds (a JSON string, a form or
+        query value, a header value) is clean already, often a pseudonym the target echoes:
+        it is kept as it is, so it still equals production's answer scrubbed with the same
+        keys (scrubbing a pseudonym again would give another one)."""
+        counts: Counter[str] = Counter()
+        self._clean = _values(clean) if clean is not None else frozenset()
+        try:
+            self._response(response, counts)
+        except ScrubError:
+            raise
+        except Exception as exc:
+            raise ScrubError(f"could not scrub a response: {exc!r}") from exc
+        finally:
+            self._clean = frozenset()
+        return dict(counts)
+
+    def _response(self, r: Response, counts: Counter[str]) -> None:
+        r.headers = self._header_list(r.headers, counts)
+        r.body, r.headers = self._body(r.body, r.headers, counts)
 
     def _ip(self, client: str, counts: Counter[str]) -> str:
         if not client or _IP not in self.detector.entities:
@@ -241,6 +265,8 @@ class Scrubber:
 
     def value(self, value: str, name: str | None, counts: Counter[str]) -> str:
         """One named value: field rule first, else analysis."""
+        if self._clean and value in self._clean:
+            return value
         kind = self._names.get(name)
         if kind is None:
             kind = self._name_kind(name)
@@ -311,3 +337,34 @@ class Scrubber:
             return int(self.pseudonyms.digits("field", text, len(text)))
         new = self._field_value(text)
         return int(new) if new.isdigit() else 0
+
+
+def _values(env: Envelope) -> frozenset[str]:
+    """Every value of a (scrubbed) request: JSON body strings, form and query values, header
+    values and path segments."""
+    out: set[str] = {v for _, v in env.headers}
+    out.update(s for s in env.path.split("/") if s)
+    forms = [env.query]
+    if env.body.lstrip()[:1] in (b"{", b"["):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            _strings(orjson.loads(env.body), out)
+    elif env.body:
+        forms.append(env.body.decode("utf-8", "replace"))
+    for raw in forms:
+        for part in raw.split("&"):
+            _, sep, value = part.partition("=")
+            if sep and value:
+                out.add(unquote_plus(value))
+    out.discard("")
+    return frozenset(out)
+
+
+def _strings(node: Any, out: set[str]) -> None:
+    if type(node) is str:
+        out.add(node)
+    elif type(node) is dict:
+        for v in node.values():
+            _strings(v, out)
+    elif type(node) is list:
+        for v in node:
+            _strings(v, out)

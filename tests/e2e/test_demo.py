@@ -32,3 +32,10 @@ def test_demo_runs_the_whole_pipeline_and_reports(kafka_broker: Broker, tmp_path
     assert report["planted_pii_values"] > 0
     # v2 renames a field and changes no status, so statuses agree; the HTML report exists.
     assert "all checks passed" in (tmp_path / "shadowtap-demo-report.html").read_text()
+    # The diff of production against staging: v2's renamed field, found on every order.
+    diff = orjson.loads((tmp_path / "shadowtap-demo-diff.json").read_bytes())
+    assert diff["mode"] == "drift" and diff["totals"]["compared"] > 0
+    [drift] = diff["views"]
+    assert drift["label"].startswith("data drift: production vs")
+    assert any(f["verdict"] == "difference" for e in drift["endpoints"] for f in e["fields"])
+    assert "data drift" in proc.stderr and (tmp_path / "shadowtap-demo-diff.html").exists()

@@ -34,8 +34,8 @@ from shadowtap.devkafka import free_port
 from shadowtap.envelope import decode
 from shadowtap.kafka import create_topics, make_consumer
 from shadowtap.marking import Marker
-from shadowtap.replayers.results import Result
-from shadowtap.replayers.results import decode as decode_result
+from shadowtap.results import Result
+from shadowtap.results import decode as decode_result
 from tests.e2e.apps.servers import ROOT, capture_env, start_server, stop_server
 from tests.sinks import HTTPSink, SMTPSink, sinks
 

@@ -17,14 +17,13 @@ import orjson
 import pytest
 from aiohttp import web
 
-from shadowtap import dlq
+from shadowtap import dlq, results
 from shadowtap.config import Settings
 from shadowtap.deadletters import Letter
 from shadowtap.dlqviews import describe
 from shadowtap.envelope import decode, encode
 from shadowtap.errors import EnvelopeError
 from shadowtap.processors.pipeline import Pipeline, dlq_headers
-from shadowtap.replayers import results
 from shadowtap.replayers.engine import Engine
 from shadowtap.replayers.policy import deliver, make_sender
 
@@ -181,12 +180,22 @@ async def test_the_replayer_delivers_them_and_records_the_result(
     read = results.decode(written)
     assert (read.id, read.group, read.status, read.body) == (env.id, "stg", 200, b"ok")
     assert results.encode(read) == written
+    # The production response the record was captured with travels with it.
+    assert read.captured == env.ts
+    assert (read.production is None) == (env.response is None)
+    if env.response is not None and read.production is not None:
+        assert (read.production.status, read.production.body) == (
+            env.response.status,
+            env.response.body,
+        )
 
 
 # -- results --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["result-ok.json", "result-failed.json"])
+@pytest.mark.parametrize(
+    "name", ["result-ok.json", "result-failed.json", "result-with-production.json"]
+)
 def test_todays_results_are_read_and_written_byte_for_byte(name: str) -> None:
     data = _bytes(name)
     assert results.encode(results.decode(data)) == data
@@ -260,3 +269,30 @@ def test_the_operator_tool_reads_a_dead_lettered_record_of_today() -> None:
     assert EMAIL not in orjson.dumps(shown).decode()
     assert base64.b64encode(value)[:8] not in orjson.dumps(shown)
     assert describe(letter, None, show_sensitive=True)["record"]["id"] == decode(value).id
+
+
+def test_results_carry_the_production_response_they_are_compared_with() -> None:
+    # Added within v1 as optional fields: records without them read as before.
+    with_production = results.decode(_bytes("result-with-production.json"))
+    ok = results.decode(_bytes("result-ok.json"))
+    assert (ok.captured, ok.production) == (0, None)
+    assert with_production.captured == 1732400000000
+    production = with_production.production
+    assert production is not None
+    assert (production.status, production.duration_ms) == (200, 4.5)
+    assert production.headers[1] == ("date", "Sat, 23 Nov 2024 22:13:20 GMT")
+    # A body cut at the limit keeps its original size and says it was cut.
+    assert (production.body_size, production.truncated) == (4096, True)
+    assert production.body.startswith(b'{"cart": 77')
+    # The rest of the record is today's result-ok.json.
+    with_production.captured, with_production.production = 0, None
+    assert with_production == ok
+
+
+def test_a_malformed_production_response_is_a_bad_result() -> None:
+    raw = orjson.loads(_bytes("result-with-production.json"))
+    raw["production"]["status"] = "200"
+    with pytest.raises(EnvelopeError) as info:
+        results.decode(orjson.dumps(raw))
+    assert info.value.reason == "bad-result"
+    assert "response.status" in str(info.value)

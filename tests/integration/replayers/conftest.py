@@ -27,10 +27,10 @@ from aiohttp import web
 from confluent_kafka import TopicPartition
 from multidict import CIMultiDict
 
+from shadowtap import results
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, encode, kafka_headers
 from shadowtap.kafka import create_topics, make_consumer, make_producer
-from shadowtap.replayers import results
 from shadowtap.replayers.worker import Replayer
 
 

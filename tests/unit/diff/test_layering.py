@@ -1,4 +1,7 @@
-"""The diff stage stands alone: no other stage package, no Faust, no HTTP client."""
+"""The diff stage stands alone: no other stage package, no Faust, no HTTP client.
+
+Its pure core needs no Kafka client either; only the thin shell that reads results
+(``shadowtap.diff.consumer``) imports librdkafka's."""
 
 from __future__ import annotations
 
@@ -20,13 +23,25 @@ FORBIDDEN = (
 )
 
 
-def test_diff_modules_import_no_other_stage_and_no_heavy_dependency() -> None:
-    modules = [f"shadowtap.diff.{m.name}" for m in pkgutil.iter_modules(shadowtap.diff.__path__)]
+SHELL = "shadowtap.diff.consumer"
+
+
+def _imported(modules: list[str], forbidden: tuple[str, ...]) -> str:
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
-        f"print(sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r})))\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({forbidden!r})))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert len(modules) >= 15
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip()
+
+
+def test_diff_modules_import_no_other_stage_and_no_heavy_dependency() -> None:
+    modules = [f"shadowtap.diff.{m.name}" for m in pkgutil.iter_modules(shadowtap.diff.__path__)]
+    assert SHELL in modules and len(modules) >= 15
+    assert _imported([m for m in modules if m != SHELL], FORBIDDEN) == "[]"
+
+
+def test_the_kafka_shell_imports_only_librdkafkas_client() -> None:
+    heavy = tuple(f for f in FORBIDDEN if f != "confluent_kafka")
+    assert _imported([SHELL], heavy) == "[]"

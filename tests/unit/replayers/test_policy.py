@@ -11,8 +11,8 @@ import pytest
 from shadowtap.config import MarkingSettings, ReplayerSettings
 from shadowtap.errors import ConfigError, RetryableReplayError
 from shadowtap.replayers.policy import HttpxSender, Policy, classify, deliver, make_client
-from shadowtap.replayers.results import Delivery
 from shadowtap.replayers.rewrite import Outgoing
+from shadowtap.results import Delivery
 
 OUT = Outgoing("POST", "http://stg/api", [("Content-Length", "2")], b"{}", "rid-1")
 

@@ -20,6 +20,20 @@ Optional fields (absent means the default; readers accept records without them):
   all in the record (see shadowtap.replayers.rewrite.incomplete): with
   ``replayer.incomplete = "skip"`` it was not sent (``error_kind: blocked``), with ``send``
   the target got it without that body, so its answer is not comparable as it stands.
+- ``captured``: the record's capture time (epoch ms, the envelope's ``ts``); the diff pairs
+  results on it, not on ``ts`` (when the result was written).
+- ``production``: the production response the record was captured with, as the envelope
+  holds it (``status``, ``headers``, ``body`` base64, ``body_size``, ``truncated``,
+  ``duration_ms``: server-side, measured by capture), its body cut to ``result_body_limit``
+  (``truncated`` then true). Absent for records captured without one (``shadowtap
+  collect``): those have no two-way baseline. With it a two-way diff (production vs target)
+  needs no join.
+
+Both bodies are scrubbed: production's by the processor, the target's by the replayer with
+the same scrubber and keys (shadowtap.scrub), so consistent pseudonyms still compare equal.
+The body limit (``replayer.result_body_limit``, 64 KiB) matches capture's
+``max_response_body``, so a typical JSON response is kept whole on both sides; a body cut on
+either side is compared only up to what both kept (shadowtap.diff).
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from shadowtap.envelope import Response, response_from_dict, response_to_dict
 from shadowtap.errors import EnvelopeError
 from shadowtap.headers import Headers
 
@@ -71,6 +86,8 @@ class Result(Delivery):
     method: str = ""
     path: str = ""
     incomplete: str = ""
+    captured: int = 0
+    production: Response | None = None
 
     @classmethod
     def of(
@@ -84,6 +101,8 @@ class Result(Delivery):
         method: str,
         path: str,
         incomplete: str,
+        captured: int = 0,
+        production: Response | None = None,
     ) -> Result:
         answer = {name: getattr(delivery, name) for name in _DELIVERY_FIELDS}
         return cls(
@@ -94,6 +113,8 @@ class Result(Delivery):
             method=method,
             path=path,
             incomplete=incomplete,
+            captured=captured,
+            production=production,
             **answer,
         )
 
@@ -124,7 +145,28 @@ def encode(result: Result) -> bytes:
         out["body"] = base64.b64encode(result.body).decode("ascii")
     if result.incomplete:
         out["incomplete"] = result.incomplete
+    if result.captured:
+        out["captured"] = result.captured
+    if result.production is not None:
+        out["production"] = response_to_dict(result.production)
     return orjson.dumps(out)
+
+
+def bounded(response: Response, limit: int) -> Response:
+    """``response`` with its body cut to ``limit`` bytes (marked truncated when cut)."""
+    size = max(response.body_size, len(response.body))
+    if len(response.body) <= limit:
+        return Response(
+            response.status,
+            response.headers,
+            response.body,
+            response.duration_ms,
+            size,
+            response.truncated,
+        )
+    return Response(
+        response.status, response.headers, response.body[:limit], response.duration_ms, size, True
+    )
 
 
 def decode(data: bytes | str) -> Result:
@@ -153,6 +195,15 @@ def decode(data: bytes | str) -> Result:
             error=str(raw.get("error", "")),
             error_kind=str(raw.get("error_kind", "")),
             incomplete=str(raw.get("incomplete", "")),
+            captured=int(raw.get("captured", 0)),
+            production=None if raw.get("production") is None else _production(raw["production"]),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise EnvelopeError("bad-result", f"not a result record: {exc}") from exc
+
+
+def _production(raw: Any) -> Response:
+    try:
+        return response_from_dict(raw)
+    except EnvelopeError as exc:
+        raise ValueError(f"production: {exc}") from exc

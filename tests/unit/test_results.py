@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shadowtap.errors import EnvelopeError
-from shadowtap.replayers.results import Result, decode, encode
+from shadowtap.results import Result, decode, encode
 
 
 def test_round_trip() -> None:
