@@ -81,14 +81,17 @@ def _detail(metric: str, figures: dict[str, Any]) -> str:
 
 
 def _latency(goal: Goal, rows: Sequence[LatencySummary]) -> list[GoalResult]:
-    wanted = ALL if goal.endpoint == "" else goal.endpoint
-    chosen = [r for r in rows if (r.endpoint != ALL if wanted == "*" else r.endpoint == wanted)]
+    """No endpoint: the whole window (the ``*`` row); ``*``: every endpoint, one result each."""
+    if goal.endpoint == "*":
+        chosen = [r for r in rows if r.endpoint != ALL]
+    else:
+        chosen = [r for r in rows if r.endpoint == (goal.endpoint or ALL)]
     out = []
     for row in chosen:
         ratio = row.ratios.get(goal.metric)
         detail = "target / recorded production" if ratio is not None else "no ratio measured"
         out.append(_result(goal, row.endpoint, ratio, detail))
-    return out or [_result(goal, wanted, None, "no latency measured on both sides")]
+    return out or [_result(goal, goal.endpoint or ALL, None, "no latency measured on both sides")]
 
 
 def _result(goal: Goal, endpoint: str, value: float | None, detail: str) -> GoalResult:
