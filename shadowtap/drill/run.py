@@ -39,12 +39,17 @@ from shadowtap.drill.gaps import gap_warp
 from shadowtap.drill.plan import Plan
 from shadowtap.envelope import decode
 from shadowtap.errors import EnvelopeError
-from shadowtap.kafka import make_admin, make_consumer
+from shadowtap.kafka import make_admin, make_consumer, make_producer
 from shadowtap.replayers.lanes import TP
 from shadowtap.replayers.source import Accept, ConsumerSource
 from shadowtap.replayers.worker import Replayer
 
 log = logging.getLogger("shadowtap.drill")
+
+# Positions are committed (and acknowledged) at least this often, and results are sent to
+# Kafka at once: after a crash, what finished since the last commit is sent again beside
+# what was in flight, so a drill keeps that short (opensearch-migrations#1686).
+CHECKPOINT_S = 0.02
 
 
 def drill_group(name: str) -> str:
@@ -52,17 +57,53 @@ def drill_group(name: str) -> str:
 
 
 def forget_checkpoints(settings: Settings, name: str, timeout: float = 15.0) -> None:
-    """Start a drill name over: delete its group (BrokerError-free when it has none).
-    Fails (KafkaException) while a process of that drill runs."""
+    """Start a drill name over: delete its group (nothing to do when it has none). Raises
+    KafkaException while a process of that drill runs (NON_EMPTY_GROUP)."""
     admin = make_admin(settings.kafka)
-    futures = admin.delete_consumer_groups([drill_group(name)], request_timeout=timeout)
-    for future in futures.values():
+    deadline = time.monotonic() + timeout
+    while True:
+        future = admin.delete_consumer_groups([drill_group(name)], request_timeout=timeout)
         try:
-            future.result(timeout)
+            next(iter(future.values())).result(timeout)
+            return
         except KafkaException as exc:
-            code = exc.args[0].name() if exc.args else ""
-            if code not in ("GROUP_ID_NOT_FOUND",):
+            error = exc.args[0] if exc.args else None
+            code = error.name() if error is not None else ""
+            if code == "GROUP_ID_NOT_FOUND":
+                return
+            if code not in _SETTLING or time.monotonic() > deadline:
                 raise
+            time.sleep(0.2)
+
+
+# What a group coordinator answers for a moment after the broker starts.
+_SETTLING = frozenset(
+    {"NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE"}
+)
+# Kafka keeps at most 4096 bytes of metadata with a committed offset (offset.metadata.max.bytes).
+_METADATA_MAX = 4000
+
+
+def finished_metadata(position: int, finished: set[int]) -> str:
+    """Offsets finished past ``position``, as deltas (``"3,4,9"``); cut to fit Kafka's limit
+    (those left out are sent again after a crash)."""
+    text = ""
+    for offset in sorted(finished):
+        item = f"{offset - position},"
+        if len(text) + len(item) > _METADATA_MAX:
+            break
+        text += item
+    return text.rstrip(",")
+
+
+def parse_metadata(position: int, text: str | None) -> set[int]:
+    """The offsets :func:`finished_metadata` wrote (anything else: none)."""
+    if not text:
+        return set()
+    try:
+        return {position + int(d) for d in text.split(",")}
+    except ValueError:
+        return set()
 
 
 class WindowSource:
@@ -91,6 +132,9 @@ class WindowSource:
             self._run.ended.add((topic, partition))
             self.inner.pause((topic, partition))
             return
+        if offset in self._run.delivered_before.get((topic, partition), ()):
+            self._finish(topic, partition, offset)  # delivered before a crash: not again
+            return
         try:
             env = decode(value)
             wanted = self._window.holds(env.ts) and self._chosen.selects(env)
@@ -100,10 +144,13 @@ class WindowSource:
             assert self._accept is not None
             self._accept(topic, partition, offset, key, value)
             return
+        self._finish(topic, partition, offset)
+        self.skipped += 1
+
+    def _finish(self, topic: str, partition: int, offset: int) -> None:
         tracker = self._run.engine.tracker
         tracker.add((topic, partition), offset)
         tracker.done((topic, partition), offset)
-        self.skipped += 1
 
     def pause_all(self) -> None:
         self.inner.pause_all()
@@ -138,6 +185,8 @@ class DrillRun(Replayer):
         self.name = name
         self.ended: set[TP] = set()  # partitions read to their last record here
         self._starts: dict[TP, int] = {}
+        # Per partition, offsets past its committed position delivered before a crash.
+        self.delivered_before: dict[TP, set[int]] = {}
         self.finished = False
         self.started = time.monotonic()
         self.window_source: WindowSource | None = None
@@ -163,6 +212,8 @@ class DrillRun(Replayer):
         self.attach(consumer)
         assert self.source is not None
         self.window_source = WindowSource(self.source, self)
+        if self.engine.outbox.producer is None:
+            self.engine.outbox.producer = make_producer(self.settings.kafka, {"linger.ms": 1})
         await self.engine.open()
         try:
             consumer.subscribe(
@@ -171,9 +222,8 @@ class DrillRun(Replayer):
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
-            await self.engine.pump(
-                self.window_source, self._stop, self._checkpoint, rs.commit_interval_s
-            )
+            every = min(rs.commit_interval_s, CHECKPOINT_S)
+            await self.engine.pump(self.window_source, self._stop, self._checkpoint, every)
             await self.engine.drain(self.window_source, rs.drain_timeout_s)
         finally:
             await self.engine.stop()
@@ -196,6 +246,7 @@ class DrillRun(Replayer):
             chosen.append(TopicPartition(p.topic, p.partition, offset))
             tp = (p.topic, p.partition)
             self._starts[tp] = offset
+            self.delivered_before[tp] = parse_metadata(offset, p.metadata)
             self.ended.discard(tp)
             if span is None or offset > span.last:
                 self.ended.add(tp)
@@ -205,6 +256,11 @@ class DrillRun(Replayer):
             if (p.topic, p.partition) in self.ended:
                 consumer.pause([p])
 
+    def _position(self, topic: str, partition: int, offset: int) -> TopicPartition:
+        """The position, and what finished beyond it: a resumed drill sends those no more."""
+        ahead = self.engine.tracker.finished_ahead((topic, partition))
+        return TopicPartition(topic, partition, offset, metadata=finished_metadata(offset, ahead))
+
     def _done_here(self, tp: TP) -> bool:
         span = self.plan.spans.get(tp[1])
         if span is None or span.last < self._starts.get(tp, 0):
@@ -213,7 +269,7 @@ class DrillRun(Replayer):
         return position is not None and position > span.last
 
     def _checkpoint(self) -> None:
-        self._commit()
+        self._commit(sync=True)
         mine = list(self._starts)
         if mine and all(self._done_here(tp) for tp in mine) and not self.engine.lanes.busy:
             self._commit(sync=True)

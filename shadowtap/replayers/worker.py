@@ -166,7 +166,7 @@ class Replayer:
             return True
         try:
             answer = self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=not sync
+                offsets=[self._position(t, p, o) for t, p, o in offsets], asynchronous=not sync
             )
         except KafkaException as exc:
             log.warning("commit failed: %s", exc)
@@ -181,6 +181,10 @@ class Replayer:
             return False
         self._tracker.acknowledged(offsets)
         return True
+
+    def _position(self, topic: str, partition: int, offset: int) -> TopicPartition:
+        """What is committed for a partition (a drill adds metadata: shadowtap.drill.run)."""
+        return TopicPartition(topic, partition, offset)
 
     # -- librdkafka callbacks (run inside consume(), on the loop thread) -----------------
 

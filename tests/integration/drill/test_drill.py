@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from itertools import pairwise
@@ -17,7 +21,7 @@ from shadowtap.config import Settings
 from shadowtap.drill import history
 from shadowtap.drill.goals import parse
 from shadowtap.drill.session import DrillOptions, run_drill
-from shadowtap.drill.window import Window
+from shadowtap.drill.window import Window, iso
 from tests.integration.drill.conftest import traffic, write
 from tests.integration.replayers.conftest import TargetServer
 
@@ -91,3 +95,71 @@ def test_a_sub_window_at_1x_and_at_max_sends_exactly_its_records(
 
     runs = history.load(dsettings.kafka, dsettings.topics.drills)
     assert [(r["name"], r["state"]) for r in runs] == [("paced", "done"), ("fast", "done")]
+
+
+def _cli(
+    settings: Settings, target: TargetServer, log: Path, *args: str
+) -> subprocess.Popen[bytes]:
+    t, r = settings.topics, settings.replayer
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
+    env.update(
+        {
+            "SHADOWTAP_TOPICS_MIRROR": t.mirror,
+            "SHADOWTAP_TOPICS_RESULTS": t.results,
+            "SHADOWTAP_TOPICS_DLQ": t.dlq,
+            "SHADOWTAP_TOPICS_DRILLS": t.drills,
+            "SHADOWTAP_REPLAYER_COMMIT_INTERVAL_S": str(r.commit_interval_s),
+            "SHADOWTAP_REPLAYER_SESSION_TIMEOUT_S": str(r.session_timeout_s),
+        }
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shadowtap.cli",
+                "drill",
+                "--bootstrap",
+                settings.kafka.bootstrap,
+                "--target",
+                target.url,
+                "--no-probe",
+                *args,
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def test_sigkill_then_resume_misses_nothing_and_repeats_at_most_what_was_in_flight(
+    dsettings: Settings, target: TargetServer, tmp_path: Path
+) -> None:
+    t0 = time.time_ns() // 1_000_000 - 600_000
+    envs = traffic(t0, 240, 10)
+    write(dsettings, envs, partitions=3)
+    target.mode = "slow:0.05"
+    window = ["--from", iso(t0), "--to", iso(t0 + 10_000), "--name", "crash"]
+    log = tmp_path / "drill.log"
+    first = _cli(dsettings, target, log, *window, "--max-in-flight", "4", "--report", str(tmp_path))
+    deadline = time.monotonic() + 60
+    while len(target.seen) < 60 and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.02)
+    assert first.poll() is None, log.read_text()[-2000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
+    assert 0 < len(target.seen) < len(envs), log.read_text()[-2000:]
+    before = len(target.seen)
+
+    target.mode = "ok"
+    second = _cli(dsettings, target, log, "--name", "crash", "--resume", "--report", str(tmp_path))
+    assert second.wait(60) == 0, log.read_text()[-3000:]
+    ids = Counter(s.headers["X-Shadowtap-Id"] for s in target.seen)
+    assert set(ids) == {e.id for e in envs}  # nothing missing, nothing else
+    repeated = sum(n - 1 for n in ids.values())
+    assert repeated <= 4, (repeated, before)
+    report = _report(tmp_path)
+    assert report["state"] == "done" and report["figures"]["sent"] == len(envs) - (
+        before - repeated
+    )
