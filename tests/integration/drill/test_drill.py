@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
+from confluent_kafka import TopicPartition
 from rich.console import Console
 
 from shadowtap.config import Settings
@@ -22,6 +25,8 @@ from shadowtap.drill import history
 from shadowtap.drill.goals import parse
 from shadowtap.drill.session import DrillOptions, run_drill
 from shadowtap.drill.window import Window, iso
+from shadowtap.errors import WindowError
+from shadowtap.kafka import make_admin
 from tests.integration.drill.conftest import traffic, write
 from tests.integration.replayers.conftest import TargetServer
 
@@ -162,4 +167,47 @@ def test_sigkill_then_resume_misses_nothing_and_repeats_at_most_what_was_in_flig
     report = _report(tmp_path)
     assert report["state"] == "done" and report["figures"]["sent"] == len(envs) - (
         before - repeated
+    )
+
+
+def test_a_window_past_retention_fails_before_sending_and_names_the_oldest_time(
+    dsettings: Settings, target: TargetServer, tmp_path: Path
+) -> None:
+    t0 = time.time_ns() // 1_000_000 - 600_000
+    envs = traffic(t0, 30, 1000)
+    write(dsettings, envs, partitions=1)
+    # Retention took the first ten records of partition 0 (what the broker's cleaner does).
+    admin = make_admin(dsettings.kafka)
+    done = admin.delete_records([TopicPartition(dsettings.topics.mirror, 0, 10)])
+    next(iter(done.values())).result(15)
+    window = Window(t0, t0 + 30_000, skew_ms=1000)
+
+    with pytest.raises(WindowError, match=re.escape(iso(t0 + 10_000))):
+        _drill(dsettings, target, "max", name="old", window=window, probe=False)
+    assert target.seen == []
+
+    out = io.StringIO()
+    rs = dataclasses.replace(dsettings.replayer, target=target.url)
+    code = run_drill(
+        dataclasses.replace(dsettings, replayer=rs),
+        DrillOptions(name="old", window=window, partial=True, dry_run=True, probe=False),
+        Console(file=out, width=200),
+    )
+    assert code == 0 and target.seen == []
+    said = out.getvalue()
+    assert "20 (exact" in said and "partial window" in said and "dry run: nothing sent" in said
+
+    code = _drill(
+        dsettings,
+        target,
+        "max",
+        name="old",
+        window=window,
+        partial=True,
+        probe=False,
+        report_dir=tmp_path,
+    )
+    assert code == 0
+    assert sorted(s.headers["X-Shadowtap-Id"] for s in target.seen) == sorted(
+        e.id for e in envs[10:]
     )
