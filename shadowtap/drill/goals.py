@@ -90,8 +90,8 @@ def _latency(goal: Goal, rows: Sequence[LatencySummary]) -> list[GoalResult]:
     for row in chosen:
         ratio = row.ratios.get(goal.metric)
         detail = "target / recorded production" if ratio is not None else "no ratio measured"
-        out.append(_result(goal, row.endpoint, ratio, detail))
-    return out or [_result(goal, goal.endpoint or ALL, None, "no latency measured on both sides")]
+        out.append(_result(goal, goal.endpoint and row.endpoint, ratio, detail))
+    return out or [_result(goal, goal.endpoint, None, "no latency measured on both sides")]
 
 
 def _result(goal: Goal, endpoint: str, value: float | None, detail: str) -> GoalResult:
