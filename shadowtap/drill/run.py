@@ -269,7 +269,7 @@ class DrillRun(Replayer):
         return position is not None and position > span.last
 
     def _checkpoint(self) -> None:
-        self._commit(sync=True)
+        self._commit(sync=True)  # acknowledged before more finish: a crash repeats little
         mine = list(self._starts)
         if mine and all(self._done_here(tp) for tp in mine) and not self.engine.lanes.busy:
             self._commit(sync=True)
