@@ -217,8 +217,14 @@ def _show_plan(
     table.add_row("records", f"{plan.records:,} (exact; {plan.read:,} read with the skew)")
     table.add_row("bytes", f"{plan.bytes:,}")
     table.add_row("write requests", f"{plan.writes:,}")
-    est = estimate_s(plan, speed, idle_gap_s, settings.replayer.max_in_flight)
-    table.add_row("estimated duration", f"{est:,.1f} s at {settings.replayer.speed}")
+    in_flight = settings.replayer.max_in_flight
+    est = estimate_s(plan, speed, idle_gap_s, in_flight)
+    table.add_row(
+        "estimated duration",
+        f"{est:,.1f} s at {settings.replayer.speed}"
+        if speed is not None
+        else f"at least {est:,.1f} s at max (production's latency, {in_flight} in flight)",
+    )
     top = ", ".join(f"{name} {n:,}" for name, n in plan.endpoints.most_common(8))
     table.add_row("endpoints", top or "-")
     table.add_row("target", settings.replayer.target)
