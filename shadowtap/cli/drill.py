@@ -46,15 +46,19 @@ def add_drill(sub: Any, common: argparse.ArgumentParser) -> None:
         help="drill even against a production host: every request reaches production twice",
     )
     drill.add_argument("--json", action="store_true", help="list/show: print JSON")
+    drill.add_argument("--loglevel", default="warning", help="log level (default: warning)")
     drill.set_defaults(handler=drill_command)
 
 
 def drill_command(args: argparse.Namespace) -> int:
+    import logging
+
     from shadowtap.cli.console import console
     from shadowtap.kafka_check import wait_for_broker
     from shadowtap.replayers.pacing import parse_rate
     from shadowtap.replayers.rewrite import parse_target
 
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
     rate = None if args.rate_per_s is None else parse_rate(args.rate_per_s) or 0.0
     flags = {
         "target": args.target or None,

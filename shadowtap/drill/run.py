@@ -205,6 +205,8 @@ class DrillRun(Replayer):
             rs.group,
             {
                 "session.timeout.ms": int(rs.session_timeout_s * 1000),
+                # Another process of the drill joining is heard of at the next heartbeat.
+                "heartbeat.interval.ms": max(100, int(rs.session_timeout_s * 1000 / 4)),
                 "fetch.wait.max.ms": 50,
                 "on_commit": self._on_commit,
             },
@@ -251,10 +253,21 @@ class DrillRun(Replayer):
             if span is None or offset > span.last:
                 self.ended.add(tp)
         consumer.incremental_assign(chosen)
+        log.info(
+            "reading the window: {partition: (first offset, last offset)} %s",
+            {p.partition: (p.offset, self.plan.spans[p.partition].last) for p in chosen},
+        )
         super()._on_assign(consumer, partitions)
         for p in chosen:
             if (p.topic, p.partition) in self.ended:
                 consumer.pause([p])
+
+    def _forget(self, tps: list[TP]) -> None:
+        """Partitions another process of this drill reads now: not ours to finish."""
+        super()._forget(tps)
+        for tp in tps:
+            self._starts.pop(tp, None)
+            self.delivered_before.pop(tp, None)
 
     def _position(self, topic: str, partition: int, offset: int) -> TopicPartition:
         """The position, and what finished beyond it: a resumed drill sends those no more."""

@@ -129,6 +129,8 @@ def _cli(
                 "--target",
                 target.url,
                 "--no-probe",
+                "--loglevel",
+                "info",
                 *args,
             ],
             env=env,
@@ -211,3 +213,43 @@ def test_a_window_past_retention_fails_before_sending_and_names_the_oldest_time(
     assert sorted(s.headers["X-Shadowtap-Id"] for s in target.seen) == sorted(
         e.id for e in envs[10:]
     )
+
+
+def test_two_processes_with_one_name_share_the_window(
+    dsettings: Settings, target: TargetServer, tmp_path: Path
+) -> None:
+    t0 = time.time_ns() // 1_000_000 - 600_000
+    envs = traffic(t0, 600, 10)  # 200 a partition: 5 s each at 40/s
+    write(dsettings, envs, partitions=3)
+    target.mode = "slow:0.05"
+    window = ["--from", iso(t0), "--to", iso(t0 + 10_000), "--max-in-flight", "2"]
+    first = _cli(
+        dsettings,
+        target,
+        tmp_path / "a.log",
+        *window,
+        "--name",
+        "shared",
+        "--report",
+        str(tmp_path / "a"),
+    )
+    deadline = time.monotonic() + 60
+    while not target.seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = _cli(
+        dsettings,
+        target,
+        tmp_path / "b.log",
+        "--name",
+        "shared",
+        "--resume",
+        "--report",
+        str(tmp_path / "b"),
+    )
+    assert first.wait(120) == 0 and second.wait(120) == 0, (tmp_path / "b.log").read_text()[-3000:]
+    ids = Counter(s.headers["X-Shadowtap-Id"] for s in target.seen)
+    assert set(ids) == {e.id for e in envs}
+    a, b = _report(tmp_path / "a")["figures"], _report(tmp_path / "b")["figures"]
+    assert a["sent"] > 0 and b["sent"] > 0  # both delivered part of it
+    assert a["sent"] + b["sent"] == sum(ids.values())
+    assert sum(n - 1 for n in ids.values()) <= 4  # what was in flight when partitions moved
