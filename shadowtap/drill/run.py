@@ -117,11 +117,10 @@ class WindowSource:
         self._chosen = run.plan.selection.compiled()
         self._window = run.plan.window
         self._topic = run.plan.topic
-        self._accept: Accept | None = None
         self.skipped = 0
 
-    def read(self, limit: int, accept: Accept) -> int:
-        self._accept = accept
+    def read(self, limit: int, _accept: Accept) -> int:
+        """Up to ``limit`` records; those in the window go to the drill's engine."""
         return self.inner.read(limit, self._filter)
 
     def _filter(
@@ -137,12 +136,10 @@ class WindowSource:
             return
         try:
             env = decode(value)
-            wanted = self._window.holds(env.ts) and self._chosen.selects(env)
         except EnvelopeError:
-            wanted = False
-        if wanted:
-            assert self._accept is not None
-            self._accept(topic, partition, offset, key, value)
+            env = None
+        if env is not None and self._window.holds(env.ts) and self._chosen.selects(env):
+            self._run.engine.accept(topic, partition, offset, key, value, env=env)  # decoded once
             return
         self._finish(topic, partition, offset)
         self.skipped += 1

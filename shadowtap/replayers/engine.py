@@ -117,9 +117,16 @@ class Engine:
     # -- records in --------------------------------------------------------------------
 
     def accept(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        *,
+        env: Envelope | None = None,
     ) -> None:
-        """One record read, in offset order per partition."""
+        """One record read, in offset order per partition (``env``: already decoded)."""
         tp = (topic, partition)
         gen = self._gen.get(tp)
         if gen is None:  # read before its assignment was announced (should not happen)
@@ -127,10 +134,13 @@ class Engine:
             self.tracker.assign(tp)
         item = Item(tp, offset, gen, key, value)
         self.tracker.add(tp, offset)
-        try:
-            item.env = decode(value)
-        except EnvelopeError as exc:
-            item.error = exc
+        if env is not None:
+            item.env = env
+        else:
+            try:
+                item.env = decode(value)
+            except EnvelopeError as exc:
+                item.error = exc
         parked = self._parked.get(tp)
         if parked is not None:  # the partition is held: keep its order, send later
             self.backpressure.park(tp, parked, item)
