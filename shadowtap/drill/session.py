@@ -146,7 +146,7 @@ def run_drill(
     figures = book.figures(options.steady_s, steady_goal(options.goals))
     results = evaluate(options.goals, figures, book.latencies())
     state = "done" if drill.finished else "paused"
-    record.update(state=state, figures=figures, goals=[vars_of(r) for r in results])
+    record.update(state=state, figures=figures, goals=[goal_json(r) for r in results])
     history.save(settings, record)
     earlier = history.of_name(history.load(settings.kafka, settings.topics.drills), options.name)
     paths = write_reports(options.report_dir, record, book, results, earlier)
@@ -157,7 +157,7 @@ def run_drill(
     return exit_code(results)
 
 
-def vars_of(result: Any) -> dict[str, Any]:
+def goal_json(result: Any) -> dict[str, Any]:
     return {
         "goal": result.goal,
         "endpoint": result.endpoint,
