@@ -41,6 +41,12 @@ def add_drill(sub: Any, common: argparse.ArgumentParser) -> None:
     drill.add_argument("--resume", action="store_true", help="continue (or join) drill NAME")
     drill.add_argument("--no-probe", action="store_true", help="skip the target probe")
     drill.add_argument(
+        "--results",
+        action="store_true",
+        help="also write each delivery's result to topics.results (a crash then repeats up "
+        "to twice max-in-flight: a record is finished once its result is acknowledged)",
+    )
+    drill.add_argument(
         "--allow-production-target",
         action="store_true",
         help="drill even against a production host: every request reaches production twice",
@@ -65,6 +71,8 @@ def drill_command(args: argparse.Namespace) -> int:
         "speed": args.speed,
         "rate_per_s": rate,
         "max_in_flight": args.max_in_flight,
+        # The report is the drill's; without results a record is finished once answered.
+        "results": args.results,
     }
     settings = command_settings(args, replayer=flags)
     if args.action != "run":

@@ -184,6 +184,7 @@ class DrillRun(Replayer):
         self._starts: dict[TP, int] = {}
         # Per partition, offsets past its committed position delivered before a crash.
         self.delivered_before: dict[TP, set[int]] = {}
+        self._ahead_sent: dict[TP, frozenset[int]] = {}  # finished-ahead last committed
         self.finished = False
         self.started = time.monotonic()
         self.window_source: WindowSource | None = None
@@ -265,11 +266,35 @@ class DrillRun(Replayer):
         for tp in tps:
             self._starts.pop(tp, None)
             self.delivered_before.pop(tp, None)
+            self._ahead_sent.pop(tp, None)
 
     def _position(self, topic: str, partition: int, offset: int) -> TopicPartition:
         """The position, and what finished beyond it: a resumed drill sends those no more."""
         ahead = self.engine.tracker.finished_ahead((topic, partition))
         return TopicPartition(topic, partition, offset, metadata=finished_metadata(offset, ahead))
+
+    def _commit_ahead(self) -> None:
+        """Commit what finished past a position that did not move (a slow record holds it),
+        so a crash does not send those again either."""
+        tracker = self.engine.tracker
+        changed = []
+        for tp, start in self._starts.items():
+            ahead = frozenset(tracker.finished_ahead(tp))
+            if ahead and ahead != self._ahead_sent.get(tp):
+                position = tracker.position(tp)
+                changed.append((tp, start if position is None else position, ahead))
+        if not changed or self._consumer is None:
+            return
+        try:
+            self._consumer.commit(
+                offsets=[self._position(t, p, at) for (t, p), at, _ in changed],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            log.warning("commit failed: %s", exc)
+            return
+        for tp, _, ahead in changed:
+            self._ahead_sent[tp] = ahead
 
     def _done_here(self, tp: TP) -> bool:
         span = self.plan.spans.get(tp[1])
@@ -280,6 +305,7 @@ class DrillRun(Replayer):
 
     def _checkpoint(self) -> None:
         self._commit(sync=True)  # acknowledged before more finish: a crash repeats little
+        self._commit_ahead()
         mine = list(self._starts)
         if mine and all(self._done_here(tp) for tp in mine) and not self.engine.lanes.busy:
             self._commit(sync=True)

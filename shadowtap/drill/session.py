@@ -6,14 +6,17 @@ Usage::
         --name tuesday-peak [--speed max|1x|2x] [--rate 500/s] [--idle-gap 60] [--skew 30] \
         [--method GET] [--path '/api/*'] [--route shadowtap.mirror] [--source shop] \
         [--goal 'success>=99.5%' --goal 'p99<=1.5x'] [--report DIR] [--dry-run] [--partial] \
-        [--resume] [--allow-production-target]
+        [--resume] [--results] [--allow-production-target]
 
 Without ``--resume`` a name starts over (its checkpoints are dropped: refused while a
 process of that drill runs); with it, the window and filters are the run's own (read back
 from ``topics.drills``) and delivery continues from the drill's committed positions. Start
 more processes with the same name and ``--resume`` to share the partitions. Ctrl-C (or
 SIGTERM) pauses: what is in flight finishes, positions are committed, the report says
-``paused``. Exit status: 0 when every goal passed (or none was given), 1 when one failed or
+``paused``. A drill writes no per-delivery results to ``topics.results`` unless
+``--results``: its report is its own, and a record is then finished as soon as the target
+answered, so a crash repeats what was in flight and what finished in the last 20 ms.
+Exit status: 0 when every goal passed (or none was given), 1 when one failed or
 a preflight check refused the target, 3 when paused, 2 on an error (the CLI's).
 """
 
