@@ -271,6 +271,7 @@ class DrillRun(Replayer):
     def _position(self, topic: str, partition: int, offset: int) -> TopicPartition:
         """The position, and what finished beyond it: a resumed drill sends those no more."""
         ahead = self.engine.tracker.finished_ahead((topic, partition))
+        self._ahead_sent[(topic, partition)] = frozenset(ahead)  # _commit_ahead need not
         return TopicPartition(topic, partition, offset, metadata=finished_metadata(offset, ahead))
 
     def _commit_ahead(self) -> None:
@@ -293,8 +294,6 @@ class DrillRun(Replayer):
         except KafkaException as exc:
             log.warning("commit failed: %s", exc)
             return
-        for tp, _, ahead in changed:
-            self._ahead_sent[tp] = ahead
 
     def _done_here(self, tp: TP) -> bool:
         span = self.plan.spans.get(tp[1])
