@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -133,3 +134,24 @@ def test_the_html_report_renders_without_console_errors(tmp_path: Path) -> None:
     assert "<script>alert(1)" not in dom
     for content in ("Throughput against", "every endpoint", "HTTP 503", "<svg", "polyline"):
         assert content in dom
+
+
+def test_progress_says_share_done_rate_errors_eta_and_lag() -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from shadowtap.drill.progress import render, snapshot
+
+    book, clock = _book()
+    engine: Any = SimpleNamespace(delivered=91)
+    figures = snapshot(book, engine, clock.now)  # 89 s after the first request
+    assert figures["done"] == 91 and figures["total"] == 100
+    assert figures["share"] == pytest.approx(89 / 120, abs=0.01)  # up to the newest sent
+    assert figures["error_rate"] == pytest.approx(4 / 90)
+    assert figures["eta_s"] == pytest.approx(9 / (91 / 89))
+    assert figures["lag_s"] == pytest.approx(0.0)  # 1x, and on time
+    out = Console(width=200, record=True)
+    out.print(render(figures, "nightly"))
+    text = out.export_text()
+    assert "91/100" in text and "errors 4.44%" in text and "lag 0.0s" in text
