@@ -132,3 +132,15 @@ def test_goals_over_the_figures() -> None:
 def test_bad_goals_say_why(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         parse(text)
+
+
+def test_the_pacer_follows_the_warp_and_the_window_origin() -> None:
+    from shadowtap.replayers.pacing import Pacer
+
+    now = [50.0]
+    pacer = Pacer(1.0, clock=lambda: now[0])
+    pacer.warp = gap_warp([0, 1000, 61_000, 62_000], 2000)  # a 60 s gap cut to 2 s
+    pacer.origin_ts = 0  # the window's first record, though another is read first
+    assert pacer.delay(1000) == 1.0
+    assert pacer.delay(61_000) == 3.0  # 1 s + the 2 s the gap was cut to, not 61 s
+    assert pacer.delay(62_000) == 4.0
