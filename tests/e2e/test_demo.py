@@ -32,3 +32,7 @@ def test_demo_runs_the_whole_pipeline_and_reports(kafka_broker: Broker, tmp_path
     assert report["planted_pii_values"] > 0
     # v2 renames a field and changes no status, so statuses agree; the HTML report exists.
     assert "all checks passed" in (tmp_path / "shadowtap-demo-report.html").read_text()
+    # Last, a short DR drill of the run's window to staging: every mirrored record, once.
+    drill = orjson.loads((tmp_path / "drill" / "drill.json").read_bytes())
+    assert drill["state"] == "done" and drill["figures"]["sent"] == report["mirrored"]
+    assert "DR drill: goal met" in proc.stderr
