@@ -39,7 +39,8 @@ def add_drill(sub: Any, common: argparse.ArgumentParser) -> None:
     drill.add_argument("--dry-run", action="store_true", help="plan and check only: send nothing")
     drill.add_argument("--partial", action="store_true", help="accept a window retention cut")
     drill.add_argument("--resume", action="store_true", help="continue (or join) drill NAME")
-    drill.add_argument("--no-probe", action="store_true", help="skip the target probe")
+    drill.add_argument("--no-probe", action="store_true", help="skip the reachability check")
+    drill.add_argument("--health", default="/", help="path the reachability check asks (/)")
     drill.add_argument(
         "--results",
         action="store_true",
@@ -116,6 +117,7 @@ def _options(args: argparse.Namespace) -> Any:
         steady_s=args.steady,
         report_dir=Path(args.report) if args.report else None,
         probe=not args.no_probe,
+        health=args.health,
     )
 
 

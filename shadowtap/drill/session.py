@@ -6,7 +6,7 @@ Usage::
         --name tuesday-peak [--speed max|1x|2x] [--rate 500/s] [--idle-gap 60] [--skew 30] \
         [--method GET] [--path '/api/*'] [--route shadowtap.mirror] [--source shop] \
         [--goal 'success>=99.5%' --goal 'p99<=1.5x'] [--report DIR] [--dry-run] [--partial] \
-        [--resume] [--results] [--allow-production-target]
+        [--resume] [--results] [--health /healthz] [--allow-production-target]
 
 Without ``--resume`` a name starts over (its checkpoints are dropped: refused while a
 process of that drill runs); with it, the window and filters are the run's own (read back
@@ -68,6 +68,7 @@ class DrillOptions:
     steady_s: float = 60.0
     report_dir: Path | None = None
     probe: bool = True
+    health: str = "/"  # the path the reachability check requests
 
 
 def run_drill(
@@ -114,7 +115,7 @@ def run_drill(
     ):
         return 1
     if options.probe:
-        _probe(settings, target, console)
+        _probe(settings, target, console, options.health)
     if options.dry_run:
         console.print("dry run: nothing sent")
         return 0
@@ -234,12 +235,11 @@ def _show_plan(
     console.print(table)
 
 
-def _probe(settings: Settings, target: str, console: Console) -> None:
-    from shadowtap.doctor import probe
+def _probe(settings: Settings, target: str, console: Console, health: str) -> None:
+    from shadowtap.drill.reach import reachability
     from shadowtap.preflight import show
 
-    answered, _guard, _headers = probe(settings, target)
-    show([answered], console)
+    show(reachability(settings, target, health=health), console)
 
 
 def _show_end(
