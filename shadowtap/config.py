@@ -85,6 +85,7 @@ class TopicSettings:
     results: str = "shadowtap.results"
     dlq: str = "shadowtap.dlq"
     diffs: str = "shadowtap.diffs"
+    drills: str = "shadowtap.drills"  # compacted: one summary per drill run (shadowtap drill)
     # ``shadowtap dlq redrive``: a compacted marker per DLQ record sent back, and the topic
     # each replayer group also reads (``retry_prefix`` + group), for records redriven to it.
     redriven: str = "shadowtap.dlq.redriven"

@@ -91,9 +91,10 @@ def _kafka(settings: Settings) -> Finding:
 
 
 def probe(
-    settings: Settings, target: str, timeout_s: float = 5.0
+    settings: Settings, target: str, timeout_s: float = 5.0, path: str = "/"
 ) -> tuple[Finding, Finding, dict[str, str] | None]:
-    """One signed GET of the target's base path: does it answer, and does a guard say so?"""
+    """One signed GET of the target's ``path`` (its base path by default; a drill's
+    ``--health`` path): does it answer, and does a guard say so?"""
     import httpx
 
     from shadowtap.replayers.policy import Policy
@@ -108,7 +109,7 @@ def probe(
     else:
         unsigned = ""
     out = policy.marked(
-        Rewriter(replayer.replayer).rewrite(Envelope("GET", "/", id=f"doctor-{uuid.uuid4()}"))
+        Rewriter(replayer.replayer).rewrite(Envelope("GET", path, id=f"doctor-{uuid.uuid4()}"))
     )
     started = time.perf_counter()
     try:

@@ -11,6 +11,7 @@ Library errors (confluent-kafka, httpx, Presidio, TOML) are converted at the bou
     │   └── DevKafkaError      the local development broker could not be set up or started
     ├── DependencyError        an installed library is a version shadowtap was not tested with
     ├── ScrubError             a record could not be scrubbed (fail closed: DLQ)
+    ├── WindowError            a drill's window is no longer (fully) retained: names the oldest time
     ├── ReplayError            a delivery to a target failed
     │   ├── RetryableReplayError   may succeed later (connection refused, 503, timeout)
     │   └── PermanentReplayError   will not succeed (blocked by policy, 4xx, bad request)
@@ -60,6 +61,10 @@ class DependencyError(ShadowtapError):
 
 class ScrubError(ShadowtapError):
     """A record could not be scrubbed; it must not reach the mirror topic."""
+
+
+class WindowError(ShadowtapError):
+    """A drill window that retention no longer fully covers (``--partial`` accepts it)."""
 
 
 class ReplayError(ShadowtapError):

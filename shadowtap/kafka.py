@@ -77,9 +77,11 @@ def produce(
     *,
     headers: list[tuple[str, bytes]] | None = None,
     partition: int = -1,
+    timestamp: int = 0,
     on_delivery: Callable[[Any, Any], None],
 ) -> None:
-    """Queue one message (``partition`` -1: the partitioner picks), serving delivery reports
+    """Queue one message (``partition`` -1: the partitioner picks; ``timestamp`` epoch ms,
+    0: now; a stage writing a record passes its capture time), serving delivery reports
     while librdkafka's queue is full: a stage that must not lose a message waits for room
     (only a broker gone for minutes fills it). librdkafka's other refusals raise."""
     while True:
@@ -89,6 +91,7 @@ def produce(
                 value,
                 key=key,
                 partition=partition,
+                timestamp=timestamp,
                 headers=cast(Any, headers),  # its stub wants str | bytes | None values
                 on_delivery=on_delivery,
             )

@@ -38,9 +38,11 @@ def scan(
     since_ms: int | None = None,
     starts: dict[int, int] | None = None,
     partitions: Iterable[int] | None = None,
+    stops: dict[int, int] | None = None,
     timeout_s: float = 15.0,
 ) -> Iterator[Any]:
-    """Every record of ``topic`` up to each partition's end offset when called.
+    """Every record of ``topic`` up to each partition's end offset when called (or up to
+    ``stops[partition]``, exclusive, when that is earlier).
 
     From the beginning, or from the first record at or after ``since_ms``, or from
     ``starts[partition]``. Raises BrokerError when the topic does not exist or reading stalls
@@ -49,6 +51,8 @@ def scan(
     consumer = make_consumer(kafka, _READER_GROUP, {"enable.partition.eof": True})
     try:
         ends = _ends(consumer, topic, timeout_s)
+        if stops is not None:
+            ends = {p: min(end, stops.get(p, end)) for p, end in ends.items()}
         wanted = sorted(ends if partitions is None else set(partitions) & set(ends))
         begins = {p: _watermarks(consumer, topic, p, timeout_s)[0] for p in wanted}
         if starts is not None:
@@ -120,6 +124,38 @@ def _ends(consumer: Any, topic: str, timeout_s: float) -> dict[int, int]:
             f"topic {topic} does not exist (create it with `shadowtap topics create`)"
         )
     return {p: _watermarks(consumer, topic, p, timeout_s)[1] for p in found.partitions}
+
+
+def watermarks(
+    kafka: KafkaSettings, topic: str, timeout_s: float = 15.0
+) -> dict[int, tuple[int, int]]:
+    """Each partition's first and end offsets (what retention kept, and the next offset)."""
+    consumer = make_consumer(kafka, _READER_GROUP)
+    try:
+        ends = _ends(consumer, topic, timeout_s)
+        return {p: _watermarks(consumer, topic, p, timeout_s) for p in sorted(ends)}
+    except KafkaException as exc:
+        raise BrokerError(f"reading the offsets of {topic}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def offsets_at(
+    kafka: KafkaSettings, topic: str, at_ms: int, timeout_s: float = 15.0
+) -> dict[int, int]:
+    """Per partition, the first offset whose timestamp is at or after ``at_ms``
+    (-1: none that new)."""
+    consumer = make_consumer(kafka, _READER_GROUP)
+    try:
+        parts = sorted(_ends(consumer, topic, timeout_s))
+        found = consumer.offsets_for_times(
+            [TopicPartition(topic, p, at_ms) for p in parts], timeout_s
+        )
+        return {tp.partition: int(tp.offset) for tp in found}
+    except KafkaException as exc:
+        raise BrokerError(f"finding times in {topic}: {exc}") from exc
+    finally:
+        consumer.close()
 
 
 def _watermarks(consumer: Any, topic: str, partition: int, timeout_s: float) -> tuple[int, int]:

@@ -9,6 +9,8 @@
     shadowtap doctor [--target URL] [--json]     preflight checklist before mirroring to a target
     shadowtap dlq stats|list|show|redrive  work the dead-letter topic (shadowtap.deadletters)
     shadowtap diff run|report|noise add|accept   compare the targets' answers, gate on goals
+    shadowtap drill --target URL --from T --to T   replay a window to a DR site, with a report
+    shadowtap drill list|show NAME        earlier drill runs (shadowtap.drills)
     shadowtap demo                        the whole pipeline on demo apps, with a report
 
 Every command takes ``--config FILE`` (TOML, see shadowtap.config) and ``--bootstrap``.
@@ -35,6 +37,7 @@ from shadowtap.cli.demo import demo_command
 from shadowtap.cli.diff import add_diff_parser
 from shadowtap.cli.dlq import dlq_command
 from shadowtap.cli.doctor import doctor_command
+from shadowtap.cli.drill import add_drill
 from shadowtap.cli.stages import collect_command, process_command, replay_command
 from shadowtap.errors import ShadowtapError
 
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dlq(sub, common)
     add_diff_parser(sub, common)
+    add_drill(sub, common)
 
     topics = sub.add_parser("topics", parents=[common], help="create or describe the topics")
     topics.add_argument("action", choices=["create", "describe"])

@@ -8,7 +8,9 @@ watches every topic fill up. It ends with a report (JSON and HTML) that checks w
 shadowtap promises: nothing sensitive reached the mirror topic, health checks and duplicates
 were dropped, every mirrored request was replayed and trusted by staging's guard, no order
 e-mail left staging, and where staging answered differently from production; then the diff
-of production against staging, per endpoint and field (shadowtap.demo.diffing).
+of production against staging, per endpoint and field (shadowtap.demo.diffing). Last, a
+short DR drill replays the run's window of the mirror topic to staging
+(shadowtap.demo.drill), with its own report in ``drill/``.
 
     shadowtap demo [--requests 200] [--report-dir .] [--keep-kafka]
 
@@ -29,11 +31,13 @@ from pathlib import Path
 
 from shadowtap.config import KafkaSettings, Settings
 from shadowtap.demo.diffing import diff_staging
+from shadowtap.demo.drill import demo_drill
 from shadowtap.demo.report import build_report, print_summary, write_report
 from shadowtap.demo.services import stage_env, supervised
 from shadowtap.demo.traffic import drive, guard_counts
 from shadowtap.devkafka import free_port, resolve_broker
 from shadowtap.devkafka_jars import cache_dir
+from shadowtap.drill.window import now_ms
 from shadowtap.kafka import create_topics
 from shadowtap.replayers.rewrite import parse_target
 
@@ -70,6 +74,7 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
                     "results": f"{prefix}.results",
                     "dlq": f"{prefix}.dlq",
                     "diffs": f"{prefix}.diffs",
+                    "drills": f"{prefix}.drills",
                     "partitions": 3,
                 },
             },
@@ -125,13 +130,18 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
                 "[green]✓[/green] production (v1 + capture), staging (v2 + guard), processor, "
                 "replayer"
             )
+            started_ms = now_ms()
             traffic, tally = drive(settings, prod_port, requests, services, out)
-            guard = guard_counts(staging_port)
+            guard = guard_counts(staging_port)  # before the drill sends staging more
+            drill_status = demo_drill(
+                settings, staging_port, started_ms, report_dir=report_dir, name=run_id, out=out
+            )
         report = build_report(traffic, tally, guard)
         paths = write_report(report, report_dir)
         print_summary(out, report, paths)
         staging = parse_target(f"http://127.0.0.1:{staging_port}").name
         diff_staging(settings, staging, report_dir, out)
+        out.print(f"DR drill: {'goal met' if drill_status == 0 else 'goal missed'}")
         if keep_kafka and broker.kind == "local":
             out.print(
                 f"[dim]Kafka keeps running at {broker.bootstrap}: `shadowtap kafka stop`[/dim]"

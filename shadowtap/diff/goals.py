@@ -18,50 +18,23 @@ run must not open the gate.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from shadowtap.diff.summary import EndpointSummary, GoalResult, Summary, ViewSummary
+from shadowtap.goals import RATE, RATIO, Goal
+from shadowtap.goals import parse_goal as parse
 
 RATES = ("mismatch", "drift", "unpaired", "incomplete")
 LATENCIES = ("p50", "p95", "p99")
-_GOAL = re.compile(
-    r"\s*(?:(?P<endpoint>[^:]+?)\s*:\s*)?(?P<metric>[a-z0-9]+)\s*(?P<op><=|<)\s*"
-    r"(?P<limit>\d+(?:\.\d+)?)\s*(?P<unit>%|x)?\s*"
-)
+_METRICS = {**dict.fromkeys(RATES, RATE), **dict.fromkeys(LATENCIES, RATIO)}
 
-
-@dataclass(frozen=True, slots=True)
-class Goal:
-    text: str
-    metric: str
-    op: str
-    limit: float  # a fraction for rates, a ratio for latencies
-    endpoint: str = ""  # "" the whole run, "*" every endpoint, else one endpoint
-
-    def holds(self, value: float) -> bool:
-        return value < self.limit if self.op == "<" else value <= self.limit
+__all__ = ["Goal", "evaluate", "exit_code", "fail_above", "parse_goal"]
 
 
 def parse_goal(text: str) -> Goal:
-    """Parse one goal; ValueError says what is wrong."""
-    match = _GOAL.fullmatch(text)
-    if match is None:
-        raise ValueError(f"goal {text!r}: expected [ENDPOINT:] METRIC<=LIMIT, e.g. mismatch<=0.5%")
-    metric, unit = match["metric"], match["unit"] or ""
-    limit = float(match["limit"])
-    if metric in RATES:
-        if unit != "%":
-            raise ValueError(f"goal {text!r}: write the rate in percent, e.g. {metric}<=0.5%")
-        limit /= 100
-    elif metric in LATENCIES:
-        if unit == "%":
-            raise ValueError(f"goal {text!r}: a latency goal is a ratio, e.g. {metric}<=1.5x")
-    else:
-        known = ", ".join(RATES + LATENCIES)
-        raise ValueError(f"goal {text!r}: unknown metric {metric!r}; one of {known}")
-    return Goal(text.strip(), metric, match["op"], limit, (match["endpoint"] or "").strip())
+    """Parse one goal (shadowtap.goals' grammar, at most: ``<=`` or ``<``); ValueError says
+    what is wrong."""
+    return parse(text, _METRICS, ops=("<", "<="), example="mismatch<=0.5%")
 
 
 def fail_above(rate: str) -> Goal:

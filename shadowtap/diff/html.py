@@ -11,8 +11,7 @@ here is :class:`Markup`, which ``esc`` leaves alone, so nothing is escaped twice
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -25,30 +24,17 @@ from shadowtap.diff.summary import (
     Summary,
     ViewSummary,
 )
+from shadowtap.htmlpage import CSS as _CSS
+from shadowtap.htmlpage import Markup, esc
+from shadowtap.htmlpage import join as _join
+from shadowtap.htmlpage import svg_bars as _svg_bars
+from shadowtap.htmlpage import table as _table
+from shadowtap.htmlpage import tag as _tag
 
 TOP_ENDPOINTS = 30
 TOP_FIELDS = 12
 _COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#9c755f", "#76b7b2")
 _PRODUCTION_COLOR = "#9e9e9e"
-
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
-main{max-width:1200px;margin:auto;padding:16px 24px}
-h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:28px 0 8px}
-h3{font-size:15px;margin:18px 0 6px}
-table{border-collapse:collapse;background:#fff;margin:6px 0 12px;width:100%}
-th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f4;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.pass{color:#1b7f3b;font-weight:600}.fail{color:#b3261e;font-weight:600}
-.badge{border-radius:9px;padding:0 7px;font-size:12px;white-space:nowrap}
-.regression,.difference{background:#fde2e1;color:#8c1d18}.noise{background:#e8eaed}
-.noise-class{background:#e3f0fb;color:#174a7c}.accepted{background:#e4f4e8;color:#1b5e20}
-.pair{display:grid;grid-template-columns:1fr 1fr;gap:6px}
-.pair pre{margin:0;background:#f3f4f6;padding:4px 6px;white-space:pre-wrap;word-break:break-all}
-.note{color:#5f6b7a}.banner{padding:10px 14px;border-radius:6px;margin:10px 0;font-weight:600}
-.banner.pass{background:#e4f4e8}.banner.fail{background:#fde2e1}
-input[type=search]{padding:4px 8px;width:320px}svg text{font-size:11px}
-"""
 
 _JS = """
 (function(){
@@ -62,43 +48,6 @@ _JS = """
   document.body.setAttribute('data-ready','1');
 })();
 """
-
-
-class Markup(str):
-    """Text that is already HTML."""
-
-    __slots__ = ()
-
-
-def esc(value: object) -> Markup:
-    """The one way a value reaches the page: escaped, unless it is already Markup."""
-    if isinstance(value, Markup):
-        return value
-    if isinstance(value, float):
-        value = f"{value:,.3f}".rstrip("0").rstrip(".")
-    return Markup(html.escape("" if value is None else str(value), quote=True))
-
-
-def _join(parts: Iterable[object]) -> Markup:
-    return Markup("".join(esc(p) for p in parts))
-
-
-def _tag(name: str, content: object = "", **attrs: object) -> Markup:
-    shown = "".join(f' {k.rstrip("_").replace("_", "-")}="{esc(v)}"' for k, v in attrs.items())
-    return Markup(f"<{name}{shown}>{esc(content)}</{name}>")
-
-
-def _table(head: Sequence[object], rows: Iterable[Sequence[object]], **attrs: object) -> Markup:
-    header = _tag("tr", _join(_tag("th", h) for h in head))
-    body = _join(
-        _tag("tr", _join(_tag("td", c, class_="n") if _numeric(c) else _tag("td", c) for c in row))
-        for row in rows
-    )
-    return _tag("table", _join([header, body]), **attrs)
-
-
-def _numeric(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _pct(rate: float) -> str:
@@ -312,27 +261,3 @@ def _latency_chart(row: LatencySummary) -> Markup:
 
 def _bars(values: Sequence[tuple[str, float]], fmt: object) -> Markup:
     return _svg_bars([(label, value, _COLORS[0]) for label, value in values], fmt)
-
-
-def _svg_bars(bars: Sequence[tuple[str, float, str]], fmt: object) -> Markup:
-    """A horizontal bar chart: one labelled bar per value."""
-    if not bars:
-        return Markup("")
-    width, label_w, row_h = 760, 300, 18
-    top = max(v for _, v, _ in bars) or 1.0
-    shapes = []
-    for i, (label, value, color) in enumerate(bars):
-        y = i * row_h
-        w = max(1.0, (width - label_w - 90) * value / top)
-        shown = fmt(value) if callable(fmt) else value
-        shapes.append(
-            f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{esc(label[:48])}</text>'
-            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
-            f'fill="{esc(color)}"/>'
-            f'<text x="{label_w + w + 4:.1f}" y="{y + 13}">{esc(shown)}</text>'
-        )
-    height = row_h * len(bars)
-    return Markup(
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img">{"".join(shapes)}</svg>'
-    )

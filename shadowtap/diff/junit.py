@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from shadowtap.diff.summary import FLAGGED, FieldSummary, Summary
+from shadowtap.junit import finish, goal_suite
 
 
 def render(summary: Summary) -> str:
@@ -22,21 +23,8 @@ def render(summary: Summary) -> str:
             for f in ep.fields:
                 _field_case(suite, ep.endpoint, f)
     if summary.goals:
-        suite = ET.SubElement(root, "testsuite", name="goals")
-        for goal in summary.goals:
-            case = ET.SubElement(suite, "testcase", classname=goal.endpoint or "(whole run)")
-            case.set("name", goal.goal)
-            if not goal.passed:
-                value = "nothing measured" if goal.value is None else f"{goal.value:g}"
-                failure = ET.SubElement(case, "failure", message=f"{value} > limit {goal.limit:g}")
-                failure.text = goal.detail
-    for suite in root.iter("testsuite"):
-        cases = list(suite.iter("testcase"))
-        suite.set("tests", str(len(cases)))
-        suite.set("failures", str(sum(c.find("failure") is not None for c in cases)))
-        suite.set("skipped", str(sum(c.find("skipped") is not None for c in cases)))
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+        goal_suite(root, summary.goals)
+    return finish(root)
 
 
 def _field_case(suite: ET.Element, endpoint: str, f: FieldSummary) -> None:

@@ -92,7 +92,15 @@ class Batches:
         assert self.output is not None
         if outcome.kind == "out":
             assert outcome.topic is not None
-            self.output.send(outcome.topic, record.key, outcome.value, outcome.headers, batch=batch)
+            # Stamped with the capture time, so offsets_for_times finds capture time (drills).
+            self.output.send(
+                outcome.topic,
+                record.key,
+                outcome.value,
+                outcome.headers,
+                batch=batch,
+                timestamp=outcome.ts,
+            )
             return
         log.warning(
             "DLQ %s at %s[%d]@%d: %s",

@@ -8,7 +8,7 @@ only hands messages over. Settings are ``[kafka]``'s, ``kafka.librdkafka`` inclu
 Messages are grouped in the batch they belong to::
 
     output = Output(settings.kafka, loop)
-    output.send("shadowtap.mirror", key, value, headers)   # into the current batch
+    output.send("shadowtap.mirror", key, value, headers, timestamp=env.ts)  # current batch
     batch = output.cut()           # later sends go to a new batch; this one can still grow:
     output.send(topic, key, value, batch=batch)
     batch.seal()
@@ -117,8 +117,10 @@ class Output:
         *,
         partition: int | None = None,
         batch: Batch | None = None,
+        timestamp: int = 0,
     ) -> None:
-        """Queue one message in ``batch`` (the current one if None).
+        """Queue one message in ``batch`` (the current one if None), its Kafka timestamp
+        ``timestamp`` (epoch ms; 0: now).
 
         Waits while librdkafka's queue is full, which takes a broker gone for minutes: the
         agent has at most two batches unacknowledged, far below the queue's size.
@@ -133,6 +135,7 @@ class Output:
                 key,
                 headers=headers,
                 partition=_ANY if partition is None else partition,
+                timestamp=timestamp,
                 on_delivery=batch.delivered,
             )
         except KafkaException as exc:  # refused before sending (too large, unknown topic)

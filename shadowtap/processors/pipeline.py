@@ -43,6 +43,7 @@ class Outcome:
     entities: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    ts: int = 0  # the record's capture time (epoch ms): its output's Kafka timestamp
 
 
 class Pipeline:
@@ -145,6 +146,7 @@ class Pipeline:
             headers=kafka_headers(env),
             entities=entities,
             timings=timings,
+            ts=env.ts,
         )
 
 

@@ -276,7 +276,7 @@ class Capturer:
         try:
             env = self.envelope(exchange)
             key = self.session_key(exchange.headers) or env.id.encode()
-            self.publisher.publish(encode(env), key, kafka_headers(env))
+            self.publisher.publish(encode(env), key, kafka_headers(env), env.ts)
         except Exception:  # a plain try: this runs on every captured request
             self.failsafe.caught()
 

@@ -174,11 +174,16 @@ class Publisher:
         self._log.warning("shadowtap: Kafka queue full, dropping captured requests")
 
     def publish(
-        self, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None
+        self,
+        value: bytes,
+        key: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        ts: int = 0,
     ) -> bool:
-        """Queue one record; False (and counted) when it had to be dropped."""
+        """Queue one record, its Kafka timestamp ``ts`` (capture time, epoch ms; 0: now);
+        False (and counted) when it had to be dropped."""
         try:
-            self.producer.produce(self.topic, value, key, headers=headers)  # type: ignore[arg-type]
+            self.producer.produce(self.topic, value, key, headers=headers, timestamp=ts)  # type: ignore[arg-type]
         except BufferError:
             self._full_at = min(self._max_queued, max(1, len(self.producer)))
             self.metrics.count_dropped("queue-full")

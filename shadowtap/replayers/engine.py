@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import httpx
 
 from shadowtap.config import Settings
-from shadowtap.envelope import decode
+from shadowtap.envelope import Envelope, decode
 from shadowtap.errors import ConfigError, EnvelopeError
 from shadowtap.kafka import make_producer
 from shadowtap.replayers.backpressure import LOOKAHEAD_S, Backpressure, Valve
@@ -96,6 +96,8 @@ class Engine:
         self._m_latency = self.metrics.latency.labels(self.target)
         self._m_delivered: dict[int, Any] = {}
         self.delivered = 0  # records finished (progress)
+        # Told of every delivery as it is handed to the outbox (a drill's report).
+        self.observe: Callable[[Envelope, Delivery], None] | None = None
 
     # -- partitions --------------------------------------------------------------------
 
@@ -115,9 +117,16 @@ class Engine:
     # -- records in --------------------------------------------------------------------
 
     def accept(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        *,
+        env: Envelope | None = None,
     ) -> None:
-        """One record read, in offset order per partition."""
+        """One record read, in offset order per partition (``env``: already decoded)."""
         tp = (topic, partition)
         gen = self._gen.get(tp)
         if gen is None:  # read before its assignment was announced (should not happen)
@@ -125,10 +134,13 @@ class Engine:
             self.tracker.assign(tp)
         item = Item(tp, offset, gen, key, value)
         self.tracker.add(tp, offset)
-        try:
-            item.env = decode(value)
-        except EnvelopeError as exc:
-            item.error = exc
+        if env is not None:
+            item.env = env
+        else:
+            try:
+                item.env = decode(value)
+            except EnvelopeError as exc:
+                item.error = exc
         parked = self._parked.get(tp)
         if parked is not None:  # the partition is held: keep its order, send later
             self.backpressure.park(tp, parked, item)
@@ -153,7 +165,10 @@ class Engine:
         blocked = self.rewriter.blocked(env)
         if blocked is not None:
             self.metrics.skipped.labels(self.target, blocked).inc()
-            self.outbox.publish(item, env, Delivery(error_kind="blocked", error=blocked))
+            skipped = Delivery(error_kind="blocked", error=blocked)
+            if self.observe is not None:
+                self.observe(env, skipped)
+            self.outbox.publish(item, env, skipped)
             return
         if self.pacer.speed is not None:
             self.backpressure.waiting += 1
@@ -184,6 +199,8 @@ class Engine:
                 self._m_delivered[status_class] = counter
             counter.inc()
             self._m_latency.observe(delivery.duration_ms / 1000)
+        if self.observe is not None:
+            self.observe(env, delivery)
         self.outbox.publish(item, env, delivery)
 
     def _on_retry(self, reason: str) -> None:

@@ -16,6 +16,10 @@ Usage::
 - ``--rate N/s``: a ceiling, as a :class:`shadowtap.tokenbucket.TokenBucket` (one token per
   request, waited for when it is not due yet).
 
+A drill (shadowtap.drill) sets ``warp``, which maps a capture time to the replay's timeline
+(long idle gaps cut short), and may set ``origin_ts`` so the clock is anchored on the
+window's first record rather than on the first one read.
+
 Clock and sleep are injectable so tests run on a fake clock.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from shadowtap.errors import ConfigError
 from shadowtap.tokenbucket import Clock, Sleep
@@ -69,7 +74,16 @@ def parse_rate(text: str | float) -> float | None:
 class Pacer:
     """Keeps the recorded inter-arrival times, scaled by ``speed`` (None: no pacing)."""
 
-    __slots__ = ("_anchor_ts", "_anchor_wall", "_clock", "_sleep", "speed", "start_delay_s")
+    __slots__ = (
+        "_anchor_ts",
+        "_anchor_wall",
+        "_clock",
+        "_sleep",
+        "origin_ts",
+        "speed",
+        "start_delay_s",
+        "warp",
+    )
 
     def __init__(
         self,
@@ -84,14 +98,19 @@ class Pacer:
         self._sleep = sleep
         self._anchor_ts: int | None = None
         self._anchor_wall = 0.0
+        self.warp: Callable[[int], int] | None = None
+        self.origin_ts: int | None = None
 
     def delay(self, ts_ms: int) -> float:
         """Seconds to wait before sending a request recorded at ``ts_ms`` (0 when due)."""
         if self.speed is None:
             return 0.0
         now = self._clock()
+        if self.warp is not None:
+            ts_ms = self.warp(ts_ms)
         if self._anchor_ts is None:
-            self._anchor_ts, self._anchor_wall = ts_ms, now + self.start_delay_s
+            origin = ts_ms if self.origin_ts is None else min(ts_ms, self.origin_ts)
+            self._anchor_ts, self._anchor_wall = origin, now + self.start_delay_s
         due = self._anchor_wall + (ts_ms - self._anchor_ts) / 1000.0 / self.speed
         return max(0.0, due - now)
 

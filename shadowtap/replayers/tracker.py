@@ -83,6 +83,11 @@ class CommitTracker:
         part = self._parts.get(tp)
         return None if part is None else part.position
 
+    def finished_ahead(self, tp: TopicPartition) -> set[int]:
+        """Offsets finished beyond the position (behind a record still unfinished)."""
+        part = self._parts.get(tp)
+        return set() if part is None else set(part.done)
+
     def to_commit(
         self, only: list[TopicPartition] | None = None, *, unacknowledged: bool = False
     ) -> list[tuple[str, int, int]]:

@@ -216,7 +216,7 @@ class Replayer:
     def _commit_to(self, consumer: Any, offsets: list[tuple[str, int, int]], sync: bool) -> bool:
         try:
             answer = consumer.commit(
-                offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=not sync
+                offsets=[self._position(t, p, o) for t, p, o in offsets], asynchronous=not sync
             )
         except KafkaException as exc:
             log.warning("commit failed: %s", exc)
@@ -231,6 +231,10 @@ class Replayer:
             return False
         self._tracker.acknowledged(offsets)
         return True
+
+    def _position(self, topic: str, partition: int, offset: int) -> TopicPartition:
+        """What is committed for a partition (a drill adds metadata: shadowtap.drill.run)."""
+        return TopicPartition(topic, partition, offset)
 
     # -- librdkafka callbacks (run inside consume(), on the loop thread) -----------------
 

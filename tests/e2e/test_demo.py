@@ -39,3 +39,7 @@ def test_demo_runs_the_whole_pipeline_and_reports(kafka_broker: Broker, tmp_path
     assert drift["label"].startswith("data drift: production vs")
     assert any(f["verdict"] == "difference" for e in drift["endpoints"] for f in e["fields"])
     assert "data drift" in proc.stderr and (tmp_path / "shadowtap-demo-diff.html").exists()
+    # Last, a short DR drill of the run's window to staging: every mirrored record, once.
+    drill = orjson.loads((tmp_path / "drill" / "drill.json").read_bytes())
+    assert drill["state"] == "done" and drill["figures"]["sent"] == report["mirrored"]
+    assert "DR drill: goal met" in proc.stderr

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+from confluent_kafka import TopicPartition
 
 from shadowtap.config import Settings
 from shadowtap.envelope import Envelope, decode, encode
-from shadowtap.kafka import clean_topic_spec, create_topics
+from shadowtap.kafka import clean_topic_spec, create_topics, make_consumer
 from tests.integration.processors.conftest import Reader, Worker, produce
 from tests.pii_corpus import generate, leaks
 
@@ -32,13 +34,16 @@ def test_every_stage_through_the_worker(
     unique_name: Callable[[str], str],
 ) -> None:
     routed = unique_name("routed")
-    kept = [_env(f"/orders/{i}", i) for i in range(40)]
+    # Captured five minutes ago, a second apart: the mirror's Kafka timestamps must say so.
+    t0 = time.time_ns() // 1_000_000 - 300_000
+    kept = [_env(f"/orders/{i}", i, ts=t0 + i * 1000) for i in range(40)]
     api = [_env(f"/api/items/{i}", i) for i in range(20)]
     probes = [_env("/healthz", i) for i in range(10)] + [
         _env("/orders/x", i, headers=[("User-Agent", "kube-probe/1.29")]) for i in range(10)
     ]
     sampled_out = [_env(f"/search/{i}", i) for i in range(10)]
-    dups = [_env(f"/orders/{i}", i) for i in range(15)]  # same content as kept[:15], new ids
+    # Same content as kept[:15], new ids.
+    dups = [_env(f"/orders/{i}", i, ts=t0 + i * 1000) for i in range(15)]
     unrouted = [_env(f"/admin/{i}", i) for i in range(5)]
     malformed: list[Envelope | bytes] = [
         b"not json",
@@ -71,6 +76,7 @@ def test_every_stage_through_the_worker(
         assert b"@gmail.com" not in env.body
         assert set(env.meta) >= {"filter", "sampled", "dedup_key", "scrubbed", "route"}
         assert env.meta["scrubbed"] == {"EMAIL_ADDRESS": 1}
+    assert _stamps_are_capture_times(settings, out.messages, t0)
     dlq = [m for m in out.messages if m.topic() == settings.topics.dlq]
     reasons = sorted(dict(m.headers())["shadowtap-dlq-reason"].decode() for m in dlq)
     assert reasons == ["bad-base64", "bad-type", "not-json", "unsupported-version"]
@@ -125,3 +131,27 @@ def test_captured_topic_with_another_partition_count_is_processed(
     out = reader([settings.topics.mirror, settings.topics.dlq])
     out.until(lambda _: out.ids[settings.topics.mirror] >= {e.id for e in records}, worker)
     assert out.counts[settings.topics.dlq] == 0
+
+
+def _stamps_are_capture_times(settings: Settings, messages: list[Any], t0: int) -> bool:
+    """Each mirrored record's Kafka timestamp is its capture time, so offsets_for_times
+    finds capture time: the first offset at t0 + 20 s is the 21st record's."""
+    mirrored = [m for m in messages if m.topic() == settings.topics.mirror]
+    assert all(m.timestamp()[1] == decode(m.value()).ts for m in mirrored)
+    consumer = make_consumer(settings.kafka, "stamps-check")
+    try:
+        parts = sorted({m.partition() for m in mirrored})
+        wanted = [TopicPartition(settings.topics.mirror, p, t0 + 20_000) for p in parts]
+        found = consumer.offsets_for_times(wanted, timeout=10)
+    finally:
+        consumer.close()
+    for tp in found:
+        first = min(
+            (m for m in mirrored if m.partition() == tp.partition and m.offset() >= tp.offset),
+            key=lambda m: m.offset(),
+            default=None,
+        )
+        later = [m for m in mirrored if m.partition() == tp.partition and m.offset() < tp.offset]
+        assert first is None or decode(first.value()).ts >= t0 + 20_000
+        assert all(decode(m.value()).ts < t0 + 20_000 for m in later)
+    return True

@@ -68,6 +68,7 @@ class FakeOutput:
         *,
         partition: Any = None,
         batch: FakeBatch | None = None,
+        timestamp: int = 0,
     ) -> None:
         self.sent.setdefault(topic, []).append(value)
         (batch or self._current()).messages.append((topic, key))

@@ -20,7 +20,12 @@ class MemoryProducer:
         self.capacity = capacity
 
     def produce(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Any = None,
+        timestamp: int = 0,
     ) -> None:
         if len(self.records) >= self.capacity:
             raise BufferError("Local: Queue full")
