@@ -188,7 +188,7 @@ def from_dict(raw: Any) -> Envelope:
         raise EnvelopeError("bad-type", f"field 'meta' must be an object, got {_kind(meta)}")
     return Envelope(
         id=_req(raw, "id", str),
-        ts=_req(raw, "ts", int),
+        ts=_timestamp(raw),
         source=_req(raw, "source", str),
         method=_req(raw, "method", str),
         scheme=_req(raw, "scheme", str),
@@ -203,6 +203,28 @@ def from_dict(raw: Any) -> Envelope:
         response=None if response is None else response_from_dict(response),
         meta=meta,
     )
+
+
+def _timestamp(raw: dict[str, Any]) -> int:
+    """``ts``: epoch milliseconds a Kafka timestamp can hold (librdkafka overflows past 2**63)."""
+    ts: int = _req(raw, "ts", int)
+    if not 0 <= ts < 2**63:
+        raise EnvelopeError("bad-value", f"field 'ts' must be epoch milliseconds, got {ts}")
+    return ts
+
+
+# A capture time later than this past the writer's clock is a wrong clock, not the future.
+TIMESTAMP_SKEW_MS = 5 * 60 * 1000
+
+
+def kafka_timestamp(ts: int, max_age_ms: float, now_ms: int | None = None) -> int:
+    """The Kafka timestamp to write a record captured at ``ts`` with: ``ts`` itself (so
+    ``offsets_for_times`` finds capture time, shadowtap.drill), or 0 (the broker's "now")
+    when ``ts`` is older than ``max_age_ms`` (the topic's retention: the broker would delete
+    it at once) or beyond a few minutes in the future (a segment whose newest timestamp is
+    ahead would outlive retention and answer every later time lookup with this record)."""
+    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return ts if now - max_age_ms < ts <= now + TIMESTAMP_SKEW_MS else 0
 
 
 def response_from_dict(raw: Any) -> Response:

@@ -35,7 +35,8 @@ class EnvelopeError(ShadowtapError):
     """A record could not be decoded as an envelope.
 
     ``reason`` is a short stable code (``not-json``, ``missing-field``, ``bad-type``,
-    ``unsupported-version``, ``bad-base64``) used in DLQ headers and metrics labels.
+    ``unsupported-version``, ``bad-base64``, ``bad-value``) used in DLQ headers and metrics
+    labels.
     """
 
     def __init__(self, reason: str, message: str) -> None:

@@ -38,6 +38,7 @@ from shadowtap.demo.traffic import drive, guard_counts
 from shadowtap.devkafka import free_port, resolve_broker
 from shadowtap.devkafka_jars import cache_dir
 from shadowtap.drill.window import now_ms
+from shadowtap.errors import ShadowtapError
 from shadowtap.kafka import create_topics
 from shadowtap.replayers.rewrite import parse_target
 
@@ -133,9 +134,13 @@ def run_demo(requests: int = 200, report_dir: Path = Path("."), keep_kafka: bool
             started_ms = now_ms()
             traffic, tally = drive(settings, prod_port, requests, services, out)
             guard = guard_counts(staging_port)  # before the drill sends staging more
-            drill_status = demo_drill(
-                settings, staging_port, started_ms, report_dir=report_dir, name=run_id, out=out
-            )
+            try:
+                drill_status = demo_drill(
+                    settings, staging_port, started_ms, report_dir=report_dir, name=run_id, out=out
+                )
+            except ShadowtapError as exc:  # the demo's own report is still written
+                out.print(f"[red]DR drill failed: {exc}[/red]")
+                drill_status = 1
         report = build_report(traffic, tally, guard)
         paths = write_report(report, report_dir)
         print_summary(out, report, paths)

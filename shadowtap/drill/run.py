@@ -36,7 +36,7 @@ from confluent_kafka import OFFSET_INVALID, KafkaException, TopicPartition
 
 from shadowtap.config import Settings
 from shadowtap.drill.gaps import gap_warp
-from shadowtap.drill.plan import Plan
+from shadowtap.drill.plan import Plan, Span
 from shadowtap.envelope import decode
 from shadowtap.errors import EnvelopeError
 from shadowtap.kafka import make_admin, make_consumer, make_producer
@@ -163,6 +163,11 @@ class WindowSource:
             self.inner.resume(tp)
 
 
+def _last(span: Span | None) -> int | None:
+    """A span's last offset; None for a partition the plan did not see (added since)."""
+    return None if span is None else span.last
+
+
 class DrillRun(Replayer):
     """The replayer's group shell in the drill's own group, reading the plan's window."""
 
@@ -239,6 +244,9 @@ class DrillRun(Replayer):
     # -- where each partition starts, and when the window is done ----------------------
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # A position the group refused before (a coordinator away) is committed again
+        # first, so the read starts after what was finished here, not at the older commit.
+        self._recommit(consumer, [(p.topic, p.partition) for p in partitions])
         committed = consumer.committed(partitions, timeout=10)
         chosen = []
         for p in committed:
@@ -255,7 +263,7 @@ class DrillRun(Replayer):
         consumer.incremental_assign(chosen)
         log.info(
             "reading the window: {partition: (first offset, last offset)} %s",
-            {p.partition: (p.offset, self.plan.spans[p.partition].last) for p in chosen},
+            {p.partition: (p.offset, _last(self.plan.spans.get(p.partition))) for p in chosen},
         )
         super()._on_assign(consumer, partitions)
         for p in chosen:

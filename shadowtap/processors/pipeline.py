@@ -22,7 +22,7 @@ from typing import Literal
 
 from shadowtap import dlq
 from shadowtap.config import Settings
-from shadowtap.envelope import Envelope, decode, encode, kafka_headers
+from shadowtap.envelope import Envelope, decode, encode, kafka_headers, kafka_timestamp
 from shadowtap.errors import EnvelopeError, ScrubError
 from shadowtap.processors.dedup import MemorySeen, SeenStore, check_fields, fingerprint
 from shadowtap.processors.filters import ProbeFilter
@@ -63,6 +63,7 @@ class Pipeline:
         self.scrubber = Scrubber.from_settings(p)
         self.router = Router(p.routes, settings.topics.mirror)
         self._fields = p.dedup_fields
+        self._max_age_ms = settings.topics.mirror_retention_hours * 3_600_000
         self._sample_meta = {"percent": p.sample_percent, "by": p.sample_by}
 
     def process(self, value: bytes | None, key: bytes | None = None) -> Outcome:
@@ -146,7 +147,7 @@ class Pipeline:
             headers=kafka_headers(env),
             entities=entities,
             timings=timings,
-            ts=env.ts,
+            ts=kafka_timestamp(env.ts, self._max_age_ms),
         )
 
 

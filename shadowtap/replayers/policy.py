@@ -55,6 +55,11 @@ from shadowtap.results import Delivery
 Sleep = Callable[[float], Awaitable[None]]
 
 
+# A result keeps two bodies in base64 (4/3 each) plus headers: 320 KiB each stays under
+# librdkafka's and the broker's 1 MB message default, so no result is refused for its size.
+MAX_RESULT_BODY = 320 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """How hard to try one delivery."""
@@ -76,6 +81,12 @@ class Policy:
     def from_settings(cls, s: ReplayerSettings, marking: MarkingSettings) -> Policy:
         if s.retries < 0 or s.timeout_s <= 0 or s.connect_timeout_s <= 0:
             raise ConfigError("replayer.retries must be ≥ 0 and timeouts positive")
+        if not 0 <= s.result_body_limit <= MAX_RESULT_BODY:
+            raise ConfigError(
+                f"replayer.result_body_limit = {s.result_body_limit}: a result holds two bodies"
+                f" (target's and production's) in base64 and must fit a Kafka message (1 MB by"
+                f" default); set it between 0 and {MAX_RESULT_BODY} (capture's default 65536)"
+            )
         return cls(
             timeout_s=s.timeout_s,
             connect_timeout_s=s.connect_timeout_s,

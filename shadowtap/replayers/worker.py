@@ -272,9 +272,13 @@ class Replayer:
 
         Only where the group's committed offset is still behind: everything before such a
         position was finished here, so its records need not be sent again. Positions kept
-        for partitions that went elsewhere are dropped.
+        for this consumer's partitions that went elsewhere are dropped.
         """
-        kept, self._recommits = self._recommits, {}
+        # Each consumer (the mirror's group, the retry topic's) is assigned on its own: only
+        # this one's topics are settled here, the other's positions stay kept.
+        topics = {topic for topic, _ in tps}
+        kept = {tp: o for tp, o in self._recommits.items() if tp[0] in topics}
+        self._recommits = {tp: o for tp, o in self._recommits.items() if tp[0] not in topics}
         mine = [TopicPartition(*tp, offset) for tp, offset in kept.items() if tp in tps]
         if not mine:
             return

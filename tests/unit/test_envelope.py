@@ -19,6 +19,7 @@ from shadowtap.envelope import (
     encode,
     from_dict,
     kafka_headers,
+    kafka_timestamp,
     new_id,
     to_dict,
 )
@@ -124,6 +125,8 @@ def _valid() -> dict[str, Any]:
             "'path'",
         ),
         (orjson.dumps({**_valid(), "ts": "yesterday"}), "bad-type", "'ts' must be int, got string"),
+        (orjson.dumps({**_valid(), "ts": 2**63}), "bad-value", "'ts' must be epoch milliseconds"),
+        (orjson.dumps({**_valid(), "ts": -1}), "bad-value", "'ts' must be epoch milliseconds"),
         (orjson.dumps({**_valid(), "truncated": 0}), "bad-type", "'truncated' must be bool"),
         (
             orjson.dumps({**_valid(), "body_size": True}),
@@ -176,3 +179,17 @@ def test_header_lookup_is_case_insensitive_and_target_keeps_raw_query() -> None:
     assert env.header("x-ID") == "1"
     assert env.header("missing") is None
     assert env.target == "/s?q=%ZZ&a=1"
+
+
+def test_a_records_kafka_timestamp_is_its_capture_time_unless_retention_or_a_clock_says_no() -> (
+    None
+):
+    # Stamped with capture time, offsets_for_times finds a drill's window; a time older than
+    # the topic's retention would be deleted at once, and one far ahead would keep its
+    # segment past retention and answer every later lookup: those are written as "now" (0).
+    now, week = 1_800_000_000_000, 7 * 24 * 3_600_000
+    assert kafka_timestamp(now - 1000, week, now) == now - 1000
+    assert kafka_timestamp(now + 60_000, week, now) == now + 60_000  # clock skew
+    assert kafka_timestamp(now - week - 1, week, now) == 0
+    assert kafka_timestamp(now * 1000, week, now) == 0  # microseconds, not milliseconds
+    assert kafka_timestamp(0, week, now) == 0

@@ -170,6 +170,10 @@ def test_policy_from_settings_and_validation() -> None:
     assert p.marker is not None and p.marker.is_development  # no key set: the development one
     with pytest.raises(ConfigError):
         Policy.from_settings(ReplayerSettings(retries=-1), MarkingSettings())
+    # A result holds two bodies in base64: past 320 KiB each it could exceed a Kafka
+    # message, be refused for ever and hold its partition's commits.
+    with pytest.raises(ConfigError, match=r"replayer\.result_body_limit"):
+        Policy.from_settings(ReplayerSettings(result_body_limit=1 << 20), MarkingSettings())
 
 
 def test_make_client_bad_ca_file_is_a_config_error() -> None:

@@ -247,3 +247,27 @@ async def test_each_topic_is_committed_to_the_group_that_reads_it(make_worker: M
     await _read(worker, range(7, 9), topic=worker.retry_topic)
     worker._on_revoke(retry, [TopicPartition(worker.retry_topic, 0)])
     assert (mirror.sync, retry.sync) == ([], [[(0, 9)]])
+
+
+async def test_positions_kept_for_one_group_survive_the_other_groups_assignment(
+    make_worker: Make,
+) -> None:
+    # The broker was away: both consumers lost their partitions and the refused positions
+    # are kept for both topics. The retry group is assigned back first; the mirror's kept
+    # position must still be committed when the mirror's group comes back (it was dropped).
+    worker, _ = make_worker()
+    mirror, retry = _mirror(worker), Consumer()
+    worker.attach(mirror, retry)
+    retry_partition = [TopicPartition(worker.retry_topic, 0)]
+    worker._on_assign(retry, retry_partition)
+    await _read(worker, range(5))
+    await _read(worker, range(3), topic=worker.retry_topic)
+    worker._commit()
+    worker._on_lost(mirror, PARTITION)
+    worker._on_lost(retry, retry_partition)
+    worker._on_commit(KafkaError(KafkaError.UNKNOWN_MEMBER_ID), mirror.pending[0])
+    worker._on_commit(KafkaError(KafkaError.UNKNOWN_MEMBER_ID), retry.pending[0])
+
+    worker._on_assign(retry, retry_partition)
+    worker._on_assign(mirror, PARTITION)
+    assert (mirror.sync, retry.sync) == ([[(0, 5)]], [[(0, 3)]])
