@@ -112,7 +112,7 @@ def production_match(
         return f"{wanted} is where the recorded production requests were sent"
     if not same_port:
         return None
-    if is_loopback(wanted.host):
+    if is_loopback(wanted.host) or _unspecified(wanted.host):
         mine = loopback_addresses(wanted.host)
         for endpoint in same_port:
             if is_loopback(endpoint.host) and mine & loopback_addresses(endpoint.host):
@@ -150,10 +150,18 @@ def is_loopback(host: str) -> bool:
 
 
 def loopback_addresses(host: str) -> set[str]:
-    """The addresses a loopback host stands for, without asking DNS."""
-    if host == "localhost" or host.endswith(".localhost"):
+    """The addresses a loopback host stands for, without asking DNS. ``0.0.0.0`` and ``::``
+    as a destination reach this machine (Linux connects them to loopback)."""
+    if host == "localhost" or host.endswith(".localhost") or _unspecified(host):
         return {"127.0.0.1", "::1"}
     return {str(ipaddress.ip_address(host))}
+
+
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 def resolve_addresses(host: str) -> set[str]:

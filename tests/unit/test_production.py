@@ -64,7 +64,9 @@ def test_on_one_machine_production_and_staging_differ_by_port_only() -> None:
     [("127.0.0.1", "localhost", True), ("localhost", "127.0.0.1", True),
      ("[::1]", "localhost", True), ("localhost", "[0:0::1]", True),
      ("api.localhost", "127.0.0.1", True), ("127.0.0.2", "localhost", False),
-     ("127.0.0.1", "127.0.0.2", False)],
+     ("127.0.0.1", "127.0.0.2", False),
+     # 0.0.0.0 and :: as a destination reach this machine: production's port there is it
+     ("127.0.0.1", "0.0.0.0", True), ("localhost", "[::]", True)],
 )  # fmt: skip
 def test_loopback_names_of_one_address_are_one_production_host_without_dns(
     production: str, target: str, is_production: bool
