@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import heapq
 import re
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from shadowtap import dlq
 from shadowtap.config import Settings
-from shadowtap.errors import ConfigError
 from shadowtap.topicscan import scan, topic_exists
 
 
@@ -201,32 +198,3 @@ def parse_marker(value: bytes | None) -> Marker | None:
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
-
-
-# -- time ---------------------------------------------------------------------------------
-
-_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
-
-
-def parse_since(text: str, now_ms: int | None = None) -> int:
-    """``30m``/``2h``/``7d`` (that long ago) or an ISO 8601 time → epoch milliseconds."""
-    now_ms = now_ms if now_ms is not None else now_epoch_ms()
-    value = text.strip().lower()
-    age = _AGE.fullmatch(value)
-    if age is not None:
-        return now_ms - int(float(age[1]) * _UNIT_S[age[2]] * 1000)
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ConfigError(
-            f"--since {text!r} is invalid: expected an age such as 30m, 2h, 7d or an "
-            "ISO 8601 time such as 2024-11-24T10:00:00+00:00"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
-
-
-def now_epoch_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shadowtap import dlq
-from shadowtap.deadletters import Letter, Marker, now_epoch_ms
+from shadowtap import clock, dlq
+from shadowtap.deadletters import Letter, Marker
 from shadowtap.envelope import Envelope, decode
 from shadowtap.errors import EnvelopeError
 
@@ -66,7 +66,7 @@ def stats(
     found: Iterable[Letter], marks: dict[str, Marker], now_ms: int | None = None
 ) -> list[Count]:
     """Counts by stage, reason and group, most records first."""
-    now_ms = now_ms if now_ms is not None else now_epoch_ms()
+    now_ms = now_ms if now_ms is not None else clock.now_ms()
     rows: dict[tuple[str, str, str], Count] = {}
     for letter in found:
         why = letter.why
@@ -101,7 +101,7 @@ def describe(
     letter: Letter, marker: Marker | None, *, show_sensitive: bool, now_ms: int | None = None
 ) -> dict[str, Any]:
     """What ``show`` prints for one record; ``hidden`` lists what was left out and why."""
-    now_ms = now_ms if now_ms is not None else now_epoch_ms()
+    now_ms = now_ms if now_ms is not None else clock.now_ms()
     why = letter.why
     reveal = show_sensitive or not letter.sensitive
     out: dict[str, Any] = {

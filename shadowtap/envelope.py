@@ -44,6 +44,7 @@ from typing import Any
 
 import orjson
 
+from shadowtap import clock
 from shadowtap.errors import EnvelopeError
 from shadowtap.headers import Headers, header_value
 
@@ -223,7 +224,7 @@ def kafka_timestamp(ts: int, max_age_ms: float, now_ms: int | None = None) -> in
     when ``ts`` is older than ``max_age_ms`` (the topic's retention: the broker would delete
     it at once) or beyond a few minutes in the future (a segment whose newest timestamp is
     ahead would outlive retention and answer every later time lookup with this record)."""
-    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    now = clock.now_ms() if now_ms is None else now_ms
     return ts if now - max_age_ms < ts <= now + TIMESTAMP_SKEW_MS else 0
 
 

@@ -50,12 +50,12 @@ import hashlib
 import hmac
 import os
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
+from shadowtap import clock
 from shadowtap.errors import ConfigError, ShadowtapError
 from shadowtap.gateway import environ_key
 
@@ -252,7 +252,7 @@ class Marker:
         """The signature header value for one attempt, sent now (or at ``now_ms``)."""
         if not record_id:
             raise ValueError("a marking needs a record id")
-        sent = _now_ms() if now_ms is None else now_ms
+        sent = clock.now_ms() if now_ms is None else now_ms
         mac = _mac(self._keys[0], method, target, record_id, sent)
         return Signature(record_id, sent, mac).header_value()
 
@@ -287,7 +287,7 @@ class Marker:
                 sig.record_id,
                 sig.sent_ms,
             )
-        age_ms = (_now_ms() if now_ms is None else now_ms) - sig.sent_ms
+        age_ms = (clock.now_ms() if now_ms is None else now_ms) - sig.sent_ms
         if abs(age_ms) > self.max_skew_ms:
             when = "ago" if age_ms > 0 else "in the future"
             return Check(
@@ -309,7 +309,3 @@ def _mac(key: bytes, method: str, target: str | bytes, record_id: str, sent_ms: 
 
 def _quote_id(record_id: str) -> str:
     return quote(record_id, safe=_ID_SAFE)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -53,8 +53,9 @@ from typing import Any
 import orjson
 
 from shadowtap import dlq
+from shadowtap.clock import now_ms
 from shadowtap.config import Settings
-from shadowtap.deadletters import Letter, Marker, Selection, letters, markers, now_epoch_ms
+from shadowtap.deadletters import Letter, Marker, Selection, letters, markers
 from shadowtap.envelope import decode, kafka_headers
 from shadowtap.errors import BrokerError, ConfigError, EnvelopeError
 from shadowtap.kafka import (
@@ -207,7 +208,7 @@ class Redrive:
     def _mark_sending(
         self, batch: list[tuple[Letter, Route]], starts: dict[str, dict[int, int]]
     ) -> None:
-        now = now_epoch_ms()
+        now = now_ms()
         for letter, way in batch:
             marker = Marker("sending", way.topic, now, starts=starts[way.topic])
             self._produce(self.settings.topics.redriven, letter.coordinates, marker)
@@ -235,7 +236,7 @@ class Redrive:
         return landed, failed
 
     def _mark_done(self, landed: dict[str, tuple[str, int, int]]) -> None:
-        now = now_epoch_ms()
+        now = now_ms()
         for coordinates, (topic, partition, offset) in landed.items():
             marker = Marker("done", topic, now, partition=partition, offset=offset)
             self._produce(self.settings.topics.redriven, coordinates, marker)

@@ -90,7 +90,7 @@ def add_diff_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def diff_run_command(args: argparse.Namespace) -> int:
     from shadowtap.cli.settings import command_settings
-    from shadowtap.deadletters import parse_since
+    from shadowtap.clock import parse_since
     from shadowtap.diff.consumer import DiffConsumer, DiffMetrics
     from shadowtap.diff.run import DiffRun, Roles
     from shadowtap.errors import ConfigError

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 from shadowtap.cli.console import console
 from shadowtap.cli.settings import command_settings
+from shadowtap.clock import now_ms, parse_since
 from shadowtap.config import Settings
 
 
@@ -23,7 +23,7 @@ def dlq_command(args: argparse.Namespace) -> int:
 
     settings = command_settings(args)
     topic = settings.topics.dlq
-    since = dl.parse_since(args.since) if getattr(args, "since", None) else None
+    since = parse_since(args.since) if getattr(args, "since", None) else None
     selection = dl.Selection(
         reasons=frozenset(getattr(args, "reason", None) or ()),
         stage=getattr(args, "stage", None) or "",
@@ -33,7 +33,7 @@ def dlq_command(args: argparse.Namespace) -> int:
     table = None if args.json else _stdout_console()
     if args.action == "redrive":
         return _redrive(settings, selection, args, table)
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     with _busy(f"reading {topic}…"):
         marks = dl.markers(settings)
         if args.action == "show":

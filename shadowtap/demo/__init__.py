@@ -29,6 +29,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from shadowtap.clock import now_ms
 from shadowtap.config import KafkaSettings, Settings
 from shadowtap.demo.diffing import diff_staging
 from shadowtap.demo.drill import demo_drill
@@ -37,7 +38,6 @@ from shadowtap.demo.services import stage_env, supervised
 from shadowtap.demo.traffic import drive, guard_counts
 from shadowtap.devkafka import free_port, resolve_broker
 from shadowtap.devkafka_jars import cache_dir
-from shadowtap.drill.window import now_ms
 from shadowtap.errors import ShadowtapError
 from shadowtap.kafka import create_topics
 from shadowtap.replayers.rewrite import parse_target

@@ -11,10 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from shadowtap.clock import now_ms
 from shadowtap.config import Settings
 from shadowtap.drill.goals import parse
 from shadowtap.drill.session import DrillOptions, run_drill
-from shadowtap.drill.window import Window, now_ms
+from shadowtap.drill.window import Window
 
 
 def demo_drill(

@@ -22,10 +22,11 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
+from shadowtap.clock import now_ms
 from shadowtap.config import KafkaSettings
 from shadowtap.diff.endpoints import learn
 from shadowtap.diff.latency import PRODUCTION, LatencyBook
-from shadowtap.drill.window import Selection, Window, iso, now_ms
+from shadowtap.drill.window import Selection, Window, iso
 from shadowtap.envelope import Envelope, decode
 from shadowtap.errors import EnvelopeError, WindowError
 from shadowtap.topicscan import offsets_at, scan, watermarks

@@ -35,6 +35,7 @@ from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.table import Table
 
+from shadowtap.clock import now_ms
 from shadowtap.config import Settings
 from shadowtap.diff.goals import exit_code
 from shadowtap.drill import history
@@ -45,7 +46,7 @@ from shadowtap.drill.plan import Plan, make_plan
 from shadowtap.drill.progress import Progress
 from shadowtap.drill.report import DrillBook
 from shadowtap.drill.run import DrillRun, forget_checkpoints
-from shadowtap.drill.window import Selection, Window, iso, now_ms
+from shadowtap.drill.window import Selection, Window, iso
 from shadowtap.errors import BrokerError, ConfigError
 from shadowtap.goals import Goal
 from shadowtap.preflight import start_allowed

@@ -19,43 +19,14 @@ expression); ``routes`` match the topic the processor routed a record to
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shadowtap.clock import now_ms, parse_when
 from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
 from shadowtap.rules import compile_paths, upper_methods
-
-_RELATIVE = re.compile(r"-(?:(\d+(?:\.\d+)?)([dhms]))+")
-_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
-_UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000}
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def parse_when(text: str, now: int | None = None) -> int:
-    """Epoch milliseconds for ``now``, ``-2h``-style offsets or ISO-8601 (UTC unless it says)."""
-    value = text.strip()
-    current = now_ms() if now is None else now
-    if value.lower() == "now":
-        return current
-    if _RELATIVE.fullmatch(value):
-        return current - round(sum(float(n) * _UNIT_MS[unit] for n, unit in _PART.findall(value)))
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"time {text!r} is invalid: expected ISO-8601 (2026-12-01T14:00Z), "
-            "a relative time (-2h, -90m, -1d) or now"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
 
 
 def iso(ms: int) -> str:

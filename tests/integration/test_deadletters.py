@@ -9,8 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from shadowtap import dlq
+from shadowtap.clock import parse_since
 from shadowtap.config import Settings
-from shadowtap.deadletters import Selection, find, letters, markers, parse_since
+from shadowtap.deadletters import Selection, find, letters, markers
 from shadowtap.envelope import Envelope, encode
 from shadowtap.kafka import create_topics, make_producer
 from shadowtap.redrive import Redrive

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowtap import dlq
+from shadowtap.clock import parse_since
 from shadowtap.config import Settings
-from shadowtap.deadletters import Letter, Marker, Selection, newest, parse_marker, parse_since
+from shadowtap.deadletters import Letter, Marker, Selection, newest, parse_marker
 from shadowtap.dlqviews import describe, human_age, stats
 from shadowtap.envelope import Envelope, Response, encode
 from shadowtap.errors import ConfigError

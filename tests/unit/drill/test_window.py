@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shadowtap.clock import parse_when
 from shadowtap.diff.summary import LatencySummary, Quantiles
 from shadowtap.drill.gaps import gap_warp
 from shadowtap.drill.goals import evaluate, parse, steady_goal
-from shadowtap.drill.window import Selection, Window, iso, parse_when
+from shadowtap.drill.window import Selection, Window, iso
 from shadowtap.envelope import Envelope
 from shadowtap.errors import ConfigError
 
