@@ -38,6 +38,7 @@ from shadowtap.cli.diff import add_diff_parser
 from shadowtap.cli.dlq import dlq_command
 from shadowtap.cli.doctor import doctor_command
 from shadowtap.cli.drill import add_drill
+from shadowtap.cli.settings import add_delivery_flags
 from shadowtap.cli.stages import collect_command, process_command, replay_command
 from shadowtap.errors import ShadowtapError
 
@@ -103,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--target", help="target base URL (default: replayer.target)")
     replay.add_argument("--group", help="consumer group, one per target (default: replayer.group)")
-    replay.add_argument("--speed", help="max (default), or 1x, 2x, 0.5x: keep recorded pacing")
-    replay.add_argument("--rate", dest="rate_per_s", help="ceiling, e.g. 500/s (default: none)")
-    replay.add_argument("--max-in-flight", type=int, help="requests in flight (default 64)")
+    add_delivery_flags(replay)
     replay.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default off)")
     replay.add_argument("--loglevel", default="info", help="log level (default: info)")
     replay.add_argument(

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from shadowtap.cli.settings import command_settings
+from shadowtap.cli.settings import add_delivery_flags, command_settings, delivery_flags
 
 
 def add_drill(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -29,10 +29,8 @@ def add_drill(sub: Any, common: argparse.ArgumentParser) -> None:
     drill.add_argument("--path", action="append", default=[], help="only paths matching (glob)")
     drill.add_argument("--route", action="append", default=[], help="only records routed here")
     drill.add_argument("--source", action="append", default=[], help="only these services")
-    drill.add_argument("--speed", help="max (default), 1x, 2x, 0.5x: keep recorded pacing")
-    drill.add_argument("--rate", dest="rate_per_s", help="ceiling, e.g. 500/s (default: none)")
+    add_delivery_flags(drill)
     drill.add_argument("--idle-gap", type=float, default=0.0, help="cap idle gaps at N s (off)")
-    drill.add_argument("--max-in-flight", type=int, help="requests in flight (default 64)")
     drill.add_argument("--goal", action="append", default=[], help="e.g. 'success>=99.5%%'")
     drill.add_argument("--steady", type=float, default=60.0, help="steady-state stretch s (60)")
     drill.add_argument("--report", help="report directory (default drill-report-NAME)")
@@ -62,16 +60,11 @@ def drill_command(args: argparse.Namespace) -> int:
 
     from shadowtap.cli.console import console
     from shadowtap.kafka_check import wait_for_broker
-    from shadowtap.replayers.pacing import parse_rate
     from shadowtap.replayers.rewrite import parse_target
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
-    rate = None if args.rate_per_s is None else parse_rate(args.rate_per_s) or 0.0
     flags = {
-        "target": args.target or None,
-        "speed": args.speed,
-        "rate_per_s": rate,
-        "max_in_flight": args.max_in_flight,
+        **delivery_flags(args),
         # The report is the drill's; without results a record is finished once answered.
         "results": args.results,
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from shadowtap.cli.settings import command_settings
+from shadowtap.cli.settings import command_settings, delivery_flags
 
 
 def collect_command(args: argparse.Namespace) -> int:
@@ -53,18 +53,13 @@ def replay_command(args: argparse.Namespace) -> int:
     from shadowtap.cli.console import console
     from shadowtap.kafka_check import wait_for_broker
     from shadowtap.preflight import start_allowed
-    from shadowtap.replayers.pacing import parse_rate
     from shadowtap.replayers.rewrite import parse_target
     from shadowtap.replayers.worker import run_replayer
 
     _log_at(args.loglevel)
-    rate = None if args.rate_per_s is None else parse_rate(args.rate_per_s) or 0.0
     flags = {
-        "target": args.target or None,
+        **delivery_flags(args),
         "group": args.group or None,
-        "speed": args.speed,
-        "rate_per_s": rate,
-        "max_in_flight": args.max_in_flight,
         "metrics_port": args.metrics_port,
     }
     settings = command_settings(args, replayer=flags)
