@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -49,12 +48,9 @@ from replay import (  # type: ignore[import-not-found]
 
 from shadowtap.config import Settings
 from shadowtap.devkafka import resolve_broker
+from shadowtap.drill.window import iso
 from shadowtap.envelope import Envelope, encode
 from shadowtap.kafka import create_topics, make_producer
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def topics(bootstrap: str) -> Settings:
