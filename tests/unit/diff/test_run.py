@@ -3,72 +3,12 @@
 from __future__ import annotations
 
 import random
-import uuid
 from typing import Any
 
 from shadowtap.diff.model import Incomplete, Record, Request, Side
 from shadowtap.diff.run import DiffRun, Roles
 from shadowtap.diff.tally import OTHER_FIELDS, Limits
-from tests.unit.diff.sides import json_side, rules
-
-ROLES = Roles("v1-a", "v2", secondary="v1-b")
-NOISE_RULES = [
-    {"path": "$..price", "comparator": "numeric", "tolerance": 0.01},
-    {"path": "$..discount", "comparator": "numeric", "tolerance": 0.01},
-]
-
-
-def _user(i: int, version: int, rng: random.Random) -> dict[str, Any]:
-    tags = ["a", "b", "c"]
-    rng.shuffle(tags)  # an unordered array, shuffled by every version
-    doc: dict[str, Any] = {
-        "id": i,
-        "request_id": str(uuid.UUID(int=rng.getrandbits(128))),
-        "generated_at": f"2024-05-01T10:{rng.randint(10, 59)}:{rng.randint(10, 59)}Z",
-        "price": 10.0 + rng.random() / 1000,  # a float within tolerance
-        "discount": 0.5,
-        "tags": tags,
-        "steps": ["pick", "pack", "ship"],
-        "count": 3,
-        "name": "Ann",
-    }
-    if version == 2:
-        doc["count"] = "3"  # type changed
-        del doc["name"]  # key dropped
-        doc["steps"] = ["ship", "pack", "pick"]  # an array whose order matters, reordered
-        doc["discount"] = 0.75  # beyond tolerance
-    return doc
-
-
-def _side(doc: Any, status: int, ms: float, rng: random.Random) -> Side:
-    headers = (
-        ("Date", f"Wed, 01 May 2024 10:00:{rng.randint(10, 59)} GMT"),
-        ("Server", f"s{rng.randint(1, 9)}"),
-    )
-    return json_side(doc, status, headers, duration_ms=ms)
-
-
-def _records(n: int, seed: int = 7) -> list[Record]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        route = ("/users/{}", "/orders/{}", "/slow/{}")[i % 3]
-        path = route.format(1000 + i)
-        sides = {}
-        for name, version in (("v1-a", 1), ("v1-b", 1), ("v2", 2)):
-            doc = (
-                _user(i, version, rng)
-                if route == "/users/{}"
-                else {"id": i, "at": str(uuid.uuid4())}
-            )
-            status = 500 if version == 2 and route == "/orders/{}" else 200
-            ms = 5 + rng.random() * (3 if version == 2 and route == "/slow/{}" else 1) * 5
-            if version == 2 and route == "/slow/{}":
-                ms *= 3
-            sides[name] = _side(doc, status, ms, rng)
-        production = _side(_user(i, 1, rng) if route == "/users/{}" else {"id": i}, 200, 0.5, rng)
-        out.append(Record(Request(str(i), "GET", path, ts=i), sides, production))
-    return out
+from tests.unit.diff.sides import NOISE_RULES, ROLES, json_side, rules, three_way_records
 
 
 def _run(records: list[Record], **rule_data: Any) -> DiffRun:
@@ -79,7 +19,7 @@ def _run(records: list[Record], **rule_data: Any) -> DiffRun:
 
 
 def test_planted_regressions_are_named_and_noise_is_not() -> None:
-    summary = _run(_records(600)).summary(goals=["mismatch<=0.5%", "*: p99<=1.5x"])
+    summary = _run(three_way_records(600)).summary(goals=["mismatch<=0.5%", "*: p99<=1.5x"])
     view = summary.view("regression")
     assert view is not None and view.learned
     flagged = {
@@ -119,7 +59,7 @@ def test_planted_regressions_are_named_and_noise_is_not() -> None:
 
 def test_noise_rules_and_accept_turn_fields_off() -> None:
     run = _run(
-        _records(90),
+        three_way_records(90),
         accept=[{"endpoint": "GET /users/{id}", "field": "$.name", "kind": "removed"}],
     )
     users = next(e for e in run.summary().views[0].endpoints if e.endpoint == "GET /users/{id}")
@@ -127,7 +67,7 @@ def test_noise_rules_and_accept_turn_fields_off() -> None:
 
 
 def test_drift_views_compare_production_with_each_target() -> None:
-    summary = _run(_records(30)).summary()
+    summary = _run(three_way_records(30)).summary()
     names = [v.name for v in summary.views]
     assert names == ["regression", "drift:v1-a", "drift:v1-b", "drift:v2"]
     drift = summary.view("drift:v1-a")
