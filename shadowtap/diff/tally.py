@@ -13,14 +13,18 @@ Memory does not grow with traffic (Diffy ran out of memory on random keys, diffy
   has a flagged field, and the rate is marked as an upper bound.
 
 A field is counted once per record, however many places under it differed.
+
+``View.state()`` is those counters as plain data and ``View.merge()`` adds another view's:
+workers that each own some partitions publish their states, one report merges them (the caps
+above still hold) and judges the merged counts once.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
 
 from shadowtap.diff.compare import Comparison
 from shadowtap.diff.learned import judge
@@ -31,6 +35,8 @@ from shadowtap.diff.summary import FLAGGED, EndpointSummary, FieldSummary, Sampl
 _T = TypeVar("_T")
 OTHER_FIELDS = "(other fields)"
 OTHER_ENDPOINTS = "(other endpoints)"
+# An endpoint's plain counters: in its state as they are, added up by a merge.
+_COUNTS = ("compared", "partial", "unpaired", "no_production", "capped", "unsigned")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,24 @@ class _Field:
         self.noise_class = 0
         self.kinds: Counter[str] = Counter()
         self.samples: list[Sample] = []
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "differences": self.differences,
+            "baseline": self.baseline,
+            "noise_class": self.noise_class,
+            "kinds": dict(self.kinds),
+            "samples": [asdict(s) for s in self.samples],
+        }
+
+    def merge(self, state: Mapping[str, Any], samples: int) -> None:
+        """Adds another field's counts; its samples only while fewer than ``samples``."""
+        self.differences += state["differences"]
+        self.baseline += state["baseline"]
+        self.noise_class += state["noise_class"]
+        self.kinds.update(state["kinds"])
+        room = max(samples - len(self.samples), 0)
+        self.samples += [Sample(**s) for s in state["samples"][:room]]
 
 
 class _Endpoint:
@@ -79,6 +103,14 @@ class _Endpoint:
         self.incomplete: Counter[str] = Counter()
         self.fields: dict[str, _Field] = {}
         self.signatures: Counter[frozenset[str]] = Counter()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **{name: getattr(self, name) for name in _COUNTS},
+            "incomplete": dict(self.incomplete),
+            "fields": {name: stats.state() for name, stats in self.fields.items()},
+            "signatures": [[sorted(sig), n] for sig, n in self.signatures.items()],
+        }
 
 
 class View:
@@ -123,11 +155,7 @@ class View:
                 if is_real:
                     self._field(ep, name)[1].baseline += 1
         if real:
-            signature = frozenset(real)
-            if signature in ep.signatures or len(ep.signatures) < self.limits.signatures:
-                ep.signatures[signature] += 1
-            else:
-                ep.unsigned += 1
+            self._sign(ep, frozenset(real), 1)
         return sampled
 
     def incomplete(self, endpoint: str, reason: Incomplete) -> None:
@@ -138,6 +166,37 @@ class View:
 
     def no_production(self, endpoint: str) -> None:
         self._endpoint(endpoint).no_production += 1
+
+    def state(self) -> dict[str, Any]:
+        """The raw counters, JSON-ready and bounded by ``limits``: what ``merge`` adds."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "first": self.first,
+            "second": self.second,
+            "learned": self.learned,
+            "capped": self._capped_records,
+            "endpoints": {key: ep.state() for key, ep in self._endpoints.items()},
+        }
+
+    def merge(self, state: Mapping[str, Any]) -> None:
+        """Adds another view's ``state()``. Its endpoints, fields and signatures past this
+        view's caps are counted the way ``compared`` counts them, as if its records had
+        come here after this view's."""
+        self._capped_records += state["capped"]
+        for key, other in state["endpoints"].items():
+            records = other["compared"] + other["unpaired"] + other["no_production"]
+            ep = self._endpoint(key, records + sum(other["incomplete"].values()))
+            for name in _COUNTS:
+                setattr(ep, name, getattr(ep, name) + other[name])
+            ep.incomplete.update(other["incomplete"])
+            names: dict[str, str] = {}  # its field names to ours ((other fields) past the cap)
+            for name, stats in other["fields"].items():
+                seen = stats["differences"] + stats["noise_class"] + stats["baseline"]
+                names[name], mine = self._field(ep, name, seen)
+                mine.merge(stats, self.limits.samples)
+            for fields, n in other["signatures"]:
+                self._sign(ep, frozenset(names[f] for f in fields), n)
 
     def summarize(self, accepted: Sequence[Accepted], thresholds: Thresholds) -> ViewSummary:
         target = self.second
@@ -223,27 +282,35 @@ class View:
             samples=tuple(stats.samples),
         )
 
-    def _endpoint(self, key: str) -> _Endpoint:
+    def _endpoint(self, key: str, records: int = 1) -> _Endpoint:
         _, ep, capped = _capped(
             self._endpoints, key, self.limits.endpoints, OTHER_ENDPOINTS, _Endpoint
         )
-        self._capped_records += capped
+        self._capped_records += capped * records
         return ep
 
-    def _field(self, ep: _Endpoint, name: str) -> tuple[str, _Field]:
+    def _field(self, ep: _Endpoint, name: str, seen: int = 1) -> tuple[str, _Field]:
+        """The field's counters (or ``(other fields)``'s); ``seen``: times it is counted."""
         name, stats, capped = _capped(ep.fields, name, self.limits.fields, OTHER_FIELDS, _Field)
-        ep.capped += capped
+        ep.capped += capped * seen
         return name, stats
+
+    def _sign(self, ep: _Endpoint, signature: frozenset[str], records: int) -> None:
+        if signature in ep.signatures or len(ep.signatures) < self.limits.signatures:
+            ep.signatures[signature] += records
+        else:
+            ep.unsigned += records
 
 
 def _capped(
     table: dict[str, _T], key: str, limit: int, overflow: str, make: Callable[[], _T]
 ) -> tuple[str, _T, bool]:
-    """``table[key]``, made if need be; past ``limit`` keys, the ``overflow`` entry instead."""
+    """``table[key]``, made if need be; past ``limit`` keys, the ``overflow`` entry instead.
+    ``key`` may be ``overflow`` itself (a merged state's), which is not capped again."""
     found = table.get(key)
     if found is not None:
         return key, found, False
-    capped = len(table) >= limit
+    capped = len(table) >= limit and key != overflow
     if capped:
         key = overflow
         found = table.get(key)
