@@ -19,13 +19,21 @@ Views of each record:
 
 Latency: each side's duration per endpoint, production's beside the targets' (labelled, not
 in any ratio). Statuses: per side, method × status family.
+
+Several processes (each owning some partitions of the results) each keep a run; ``state()``
+is a run's raw counts as plain data, bounded by its Limits, and ``merge`` (or ``merged``)
+adds them up, so one summary is judged on everyone's counts::
+
+    run = DiffRun.merged(states, rules, roles)   # states: each worker's run.state()
+    summary = run.summary()
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from shadowtap.diff.compare import Comparison, Differ
 from shadowtap.diff.endpoints import Endpoints
@@ -35,8 +43,10 @@ from shadowtap.diff.model import Record
 from shadowtap.diff.rules import Rules
 from shadowtap.diff.summary import Sample, Summary, Totals
 from shadowtap.diff.tally import Limits, View
+from shadowtap.errors import ConfigError
 
 REGRESSION = "regression"
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,65 @@ class DiffRun:
             self._totals["partial"] += any(c.partial for c in compared)
         return sampled
 
+    def state(self) -> dict[str, Any]:
+        """Every raw count ``summary`` judges, as plain data (JSON-ready) bounded by Limits:
+        what another process's run adds with ``merge``."""
+        return {
+            "version": STATE_VERSION,
+            "roles": _role_map(self.roles),
+            "drift": self.drift,
+            "records": self._records,
+            "totals": dict(self._totals),
+            "incomplete": dict(self._incomplete),
+            "statuses": {side: _nest(counts) for side, counts in self._statuses.items()},
+            "views": [view.state() for view in self._views.values()],
+            "latency": self._latency.state(),
+        }
+
+    def merge(self, state: Mapping[str, Any]) -> None:
+        """Adds another run's ``state()``, as if its records had come after this run's (every
+        cap holds). ConfigError when it is a run of other roles, drift or state version."""
+        if state.get("version") != STATE_VERSION:
+            raise ConfigError(
+                f"not a version {STATE_VERSION} diff state (version {state.get('version')!r})"
+            )
+        ours = {"roles": _role_map(self.roles), "drift": self.drift}
+        theirs = {"roles": state.get("roles"), "drift": state.get("drift")}
+        if theirs != ours:
+            raise ConfigError(
+                f"cannot merge the diff state of a run with {theirs} into a run with {ours}: "
+                "every worker of a diff runs with the same roles and drift setting"
+            )
+        self._records += state["records"]
+        for name, n in state["totals"].items():
+            self._totals[name] += n
+        self._incomplete.update(state["incomplete"])
+        for side, methods in state["statuses"].items():
+            counts = self._statuses.setdefault(side, Counter())
+            for method, families in methods.items():
+                for family, n in families.items():
+                    counts[(method, family)] += n
+        for raw in state["views"]:  # regression is there already: the roles are the same
+            view = self._views.get(raw["name"]) or self._drift_view(raw["second"])
+            view.merge(raw)
+        self._latency.merge(state["latency"])
+
+    @classmethod
+    def merged(
+        cls,
+        states: Iterable[Mapping[str, Any]],
+        rules: Rules | None = None,
+        roles: Roles | None = None,
+        limits: Limits | None = None,
+        *,
+        drift: bool = True,
+    ) -> DiffRun:
+        """A run of no records of its own with ``states`` merged, in order."""
+        run = cls(rules, roles, limits, drift=drift)
+        for state in states:
+            run.merge(state)
+        return run
+
     def summary(
         self, goals: Sequence[Goal | str] = (), redeliveries: Mapping[str, int] | None = None
     ) -> Summary:
@@ -200,13 +269,7 @@ class DiffRun:
         sampled: list[Mismatch],
     ) -> None:
         side = record.sides[target]
-        name = f"drift:{target}"
-        view = self._views.get(name)
-        if view is None:
-            label = f"data drift: production vs {target}"
-            view = self._views[name] = View(
-                name, label, PRODUCTION, target, learned=False, limits=self.limits
-            )
+        view = self._drift_view(target)
         production = record.production
         if production is None:
             view.no_production(endpoint)
@@ -219,6 +282,16 @@ class DiffRun:
         compared.append(comparison)
         for field, sample in view.compared(endpoint, record.request, comparison):
             sampled.append(Mismatch(view.name, endpoint, field, sample))
+
+    def _drift_view(self, target: str) -> View:
+        name = f"drift:{target}"
+        view = self._views.get(name)
+        if view is None:
+            label = f"data drift: production vs {target}"
+            view = self._views[name] = View(
+                name, label, PRODUCTION, target, learned=False, limits=self.limits
+            )
+        return view
 
     def _count_sides(self, endpoint: str, record: Record) -> None:
         method = record.request.method
