@@ -28,7 +28,7 @@ same.
 
 This module is the Faust shell: the app, its table and its agent, which hands each event to
 shadowtap.processors.agent (no Faust there) and acks what it finishes. Every use of Faust's
-internals is in shadowtap.processors.faust_internals, which refuses untested versions of
+internals is in shadowtap.faust_internals, which refuses untested versions of
 faust-streaming, aiokafka and mode at import.
 
 Dedup memory is a Faust windowed table (``<group>-dedup-changelog``): a restarted or
@@ -74,9 +74,10 @@ import tempfile
 from datetime import timedelta
 from typing import Any
 
+from shadowtap import faust_internals
 from shadowtap.config import Settings
 from shadowtap.errors import BrokerError
-from shadowtap.processors import faust_internals
+from shadowtap.faustapp import app_options, run_app
 from shadowtap.processors.agent import Agent
 from shadowtap.processors.metrics import Metrics
 from shadowtap.processors.offsets import Record
@@ -127,25 +128,14 @@ def build_app(
     """
     import faust
 
-    from shadowtap.kafka_security import Security
-
     p = settings.processor
     topics = settings.topics
     metrics = metrics or Metrics()
-    compression = settings.kafka.compression
     app = faust.App(
         p.group,
         datadir=datadir,
-        broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap.split(",") if h.strip()],
-        **Security.of(settings.kafka).faust(),  # broker_credentials: TLS, SASL
-        store="memory://",
-        web_enabled=False,
-        topic_partitions=topics.partitions,
-        topic_replication_factor=topics.replication_factor,
-        producer_compression_type=None if compression == "none" else compression,
-        producer_acks=-1,
+        **app_options(settings, topics.partitions),
         producer_linger_ms=5,
-        consumer_auto_offset_reset="earliest",
         broker_commit_interval=0.5,
         broker_max_poll_records=p.batch_size,
         # a crashed worker's partitions move to the others after this long
@@ -308,8 +298,6 @@ def _with_captured_partitions(settings: Settings) -> Settings:
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     """Run the processor until SIGINT/SIGTERM; return the exit code."""
-    import faust
-
     from shadowtap.kafka import create_topics
 
     # Before the consumer subscribes, so it sees every partition; Faust creates only its own.
@@ -321,14 +309,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     scrubbers = ScrubPool(settings) if settings.processor.scrub_processes else None
     try:
         with tempfile.TemporaryDirectory(prefix="shadowtap-processor-") as datadir:
-            app = build_app(settings, datadir, metrics, scrubbers)
-            worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-            faust_internals.quiet_worker(worker)
-            try:
-                worker.execute_from_commandline()
-            except SystemExit as exc:
-                return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
+            return run_app(build_app(settings, datadir, metrics, scrubbers), loglevel=loglevel)
     finally:
         if scrubbers is not None:
             scrubbers.close()
-    return 0

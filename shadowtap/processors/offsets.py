@@ -13,7 +13,7 @@ record is gone for good. So the processor keeps its own books:
 - shadowtap.processors.holes reads the skipped records back, so the agent processes them
   like any other and the position moves on.
 - Faust's consumer commits ``Watermarks``' position instead of its own
-  (shadowtap.processors.faust_internals.commit_watermarks).
+  (shadowtap.faust_internals.commit_watermarks).
 
 The replayer keeps another book (shadowtap.replayers.tracker.CommitTracker), because the
 two owe different offsets: here every offset from the committed one is owed (Faust's

@@ -1,4 +1,4 @@
-"""Each Faust behaviour shadowtap.processors.faust_internals relies on, against the installed
+"""Each Faust behaviour shadowtap.faust_internals relies on, against the installed
 faust-streaming, aiokafka and mode classes (no broker): a release that changes one fails here.
 
 To try a new release: install it, set SHADOWTAP_ALLOW_UNTESTED_FAUST=1 and run this file.
@@ -18,8 +18,8 @@ from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as AioTP
 from faust.types import TP, Message
 
+from shadowtap import faust_internals
 from shadowtap.errors import DependencyError
-from shadowtap.processors import faust_internals
 
 CAPTURED = "captured"
 TP0 = TP(CAPTURED, 0)

@@ -1,8 +1,8 @@
 """Every use of Faust's, aiokafka's and mode's private names, in one place, and why.
 
-The processor needs four things faust-streaming has no public API for. Each is done here
-and nowhere else; each has a test against the installed classes
-(tests/unit/processors/test_faust_internals.py) that fails when Faust changes the
+The Faust workers (the processor; the diff only the fourth) need four things faust-streaming
+has no public API for. Each is done here and nowhere else; each has a test against the
+installed classes (tests/unit/test_faust_internals.py) that fails when Faust changes the
 behaviour it relies on. Importing this module refuses library versions that were not tested
 (``TESTED``): a new release can change any of it without notice, and what is at stake is
 at-least-once delivery.
@@ -73,7 +73,7 @@ def require_tested_versions() -> None:
         f"the processor reaches into Faust's internals and was tested only with other "
         f"versions: {listed}. Install the tested ones (pip install {pins}), or to try these "
         f"anyway set {ALLOW_UNTESTED}=1 and first run "
-        "tests/unit/processors/test_faust_internals.py"
+        "tests/unit/test_faust_internals.py"
     )
 
 
