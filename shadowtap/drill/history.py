@@ -18,10 +18,9 @@ from typing import Any
 
 import orjson
 
+from shadowtap import compacted
 from shadowtap.config import KafkaSettings, Settings
-from shadowtap.errors import BrokerError
-from shadowtap.kafka import TopicSpec, create_topics, make_producer, produce
-from shadowtap.topicscan import scan, topic_exists
+from shadowtap.kafka import TopicSpec, create_topics
 
 _YEAR_MS = 365 * 24 * 3_600_000
 
@@ -42,39 +41,17 @@ def key_of(record: dict[str, Any]) -> str:
 
 def save(settings: Settings, record: dict[str, Any], timeout_s: float = 15.0) -> None:
     """Write one run's record and wait for the broker's acknowledgement."""
-    errors: list[str] = []
-
-    def acked(err: Any, _msg: Any) -> None:
-        if err is not None:
-            errors.append(str(err))
-
-    producer = make_producer(settings.kafka)
-    produce(
-        producer,
-        settings.topics.drills,
-        orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS),
-        key_of(record).encode(),
-        on_delivery=acked,
+    value = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+    topic = settings.topics.drills
+    compacted.save(
+        settings.kafka, topic, key_of(record), value, what="drill's record", timeout_s=timeout_s
     )
-    if producer.flush(timeout_s) or errors:
-        raise BrokerError(
-            f"the drill's record was not written to {settings.topics.drills}: "
-            + (errors[0] if errors else f"no acknowledgement within {timeout_s:.0f}s")
-        )
 
 
 def load(kafka: KafkaSettings, topic: str) -> list[dict[str, Any]]:
     """Every run on the topic (the last record of each key), oldest start first."""
-    if not topic_exists(kafka, topic):
-        return []
-    runs: dict[str, dict[str, Any]] = {}
-    for msg in scan(kafka, topic):
-        key = (msg.key() or b"").decode()
-        if msg.value() is None:
-            runs.pop(key, None)
-            continue
-        runs[key] = orjson.loads(msg.value())
-    return sorted(runs.values(), key=lambda r: (str(r.get("started")), str(r.get("name"))))
+    runs = [orjson.loads(value) for value in compacted.load(kafka, topic).values()]
+    return sorted(runs, key=lambda r: (str(r.get("started")), str(r.get("name"))))
 
 
 def of_name(runs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
