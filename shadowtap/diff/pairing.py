@@ -10,83 +10,111 @@ At-least-once delivery can bring several results per (record, target): the first
 later ones count as redeliveries, also when they come after the record was completed
 (completed ids are remembered for the same grace period).
 
-Pure and in memory: the ``shadowtap diff`` agent keeps one per partition (results are keyed
-by record id, so a record's results share a partition) and feeds completed and expired
-records to :class:`shadowtap.diff.run.DiffRun`. ``max_pending`` bounds memory when a
-target stops answering altogether: the oldest records are then given up as unpaired.
+The state lives in ``store``, a mapping keyed by record id, one JSON-able entry per record:
+``{"ts": capture ms, "p": partition, "sides": {target: payload}}`` while it waits, ``{"ts",
+"p", "done": true}`` once complete. An entry is written back whole after every change, so a
+Faust table as the store keeps the pairing in its changelog (the ``shadowtap diff serve``
+agent: one Pairing per partition, results keyed by record id, so a record's results share a
+partition) and a restarted worker picks up where the last left off (:meth:`recover`). The
+capture-time windows are kept here, not by Faust's windowed tables: those expire windows by
+the wall clock, which would turn a replay of last week's traffic all "unpaired" at once.
+``shadowtap diff run`` uses a plain dict. Only the heaps that order entries by capture time
+and the per-target progress are in memory; progress is learnt again after a restart (until
+every target was seen, nothing is given up).
+
+``max_pending`` bounds memory when a target stops answering altogether: the oldest records
+are then given up as unpaired.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from shadowtap.diff.model import Record, Request, Side
-
-
-class _Pending:
-    __slots__ = ("production", "request", "sides")
-
-    def __init__(self, request: Request, production: Side | None) -> None:
-        self.request = request
-        self.production = production
-        self.sides: dict[str, Side] = {}
-
-    def record(self) -> Record:
-        return Record(self.request, dict(self.sides), self.production)
+P = TypeVar("P")
 
 
-class Pairing:
-    """Collects each record's results until every target in ``targets`` answered."""
+class Group(NamedTuple, Generic[P]):
+    """A record's results: ``payloads`` by target (all of them, or those that came)."""
+
+    id: str
+    ts: int
+    payloads: dict[str, P]
+
+
+class Pairing(Generic[P]):
+    """Collects each record's payloads until every target in ``targets`` answered."""
 
     def __init__(
-        self, targets: Sequence[str], *, grace_ms: int = 60_000, max_pending: int = 200_000
+        self,
+        targets: Sequence[str],
+        *,
+        grace_ms: int = 60_000,
+        max_pending: int = 200_000,
+        store: MutableMapping[str, Any] | None = None,
+        partition: int = 0,
     ) -> None:
         if not targets:
             raise ValueError("pairing needs at least one target")
         self.targets = tuple(targets)
         self.grace_ms = grace_ms
         self.max_pending = max_pending
+        self.partition = partition
+        self.store: MutableMapping[str, Any] = {} if store is None else store
         self.redeliveries: Counter[str] = Counter()
         self.unpaired = 0
         self._progress: dict[str, int] = {}
-        self._pending: dict[str, _Pending] = {}
-        self._order: list[tuple[int, str]] = []  # (capture ts, id) of pending records
-        self._done: dict[str, int] = {}
-        self._done_order: list[tuple[int, str]] = []
+        self._pending = 0
+        self._order: list[tuple[int, str]] = []  # (capture ts, id) of waiting records
+        self._done_order: list[tuple[int, str]] = []  # (capture ts, id) of completed ones
+        self._done = 0
 
-    def offer(
-        self, request: Request, target: str, side: Side, production: Side | None = None
-    ) -> list[Record]:
+    def recover(self) -> int:
+        """Rebuild the order of this partition's entries found in the store (after a restart
+        or a rebalance); returns how many records are waiting."""
+        self._order, self._done_order = [], []
+        for record_id, entry in list(self.store.items()):
+            if not isinstance(entry, dict) or entry.get("p", 0) != self.partition:
+                continue
+            heap = self._done_order if entry.get("done") else self._order
+            heap.append((int(entry["ts"]), record_id))
+        heapq.heapify(self._order)
+        heapq.heapify(self._done_order)
+        self._pending, self._done = len(self._order), len(self._done_order)
+        return self._pending
+
+    def offer(self, record_id: str, ts: int, target: str, payload: P) -> list[Group[P]]:
         """Add one result. Returns the record if this completed it, plus any given up."""
-        if request.ts > self._progress.get(target, -1):
-            self._progress[target] = request.ts
-        if request.id in self._done:
-            self.redeliveries[target] += 1
-            return []
-        entry = self._pending.get(request.id)
+        if ts > self._progress.get(target, -1):
+            self._progress[target] = ts
+        store = self.store
+        entry = store.get(record_id)
         if entry is None:
-            entry = self._pending[request.id] = _Pending(request, production)
-            heapq.heappush(self._order, (request.ts, request.id))
-        elif target in entry.sides:
+            entry = {"ts": ts, "p": self.partition, "sides": {}}
+            heapq.heappush(self._order, (ts, record_id))
+            self._pending += 1
+        elif entry.get("done") or target in entry["sides"]:
             self.redeliveries[target] += 1
             return []
-        if entry.production is None:
-            entry.production = production
-        entry.sides[target] = side
+        sides = entry["sides"]
+        sides[target] = payload
         out = []
-        if all(t in entry.sides for t in self.targets):
-            del self._pending[request.id]
-            self._done[request.id] = request.ts
-            heapq.heappush(self._done_order, (request.ts, request.id))
-            out.append(entry.record())
-        while len(self._pending) > self.max_pending:
+        if all(t in sides for t in self.targets):
+            store[record_id] = {"ts": entry["ts"], "p": self.partition, "done": True}
+            self._pending -= 1
+            self._done += 1
+            heapq.heappush(self._done_order, (entry["ts"], record_id))
+            out.append(Group(record_id, entry["ts"], sides))
+        else:
+            store[record_id] = entry  # written back: a table sends it to its changelog
+        while self._pending > self.max_pending:
             out.extend(self._give_up_oldest())
         self._stay_bounded()
         return out
 
-    def expire(self) -> list[Record]:
+    def expire(self) -> list[Group[P]]:
         """Records the slowest target has passed by the grace period: given up as unpaired."""
         if any(t not in self._progress for t in self.targets):
             return []  # a target that has sent nothing yet has not moved past anything
@@ -95,35 +123,44 @@ class Pairing:
         while self._order and self._order[0][0] < cutoff:
             out.extend(self._give_up_oldest())
         while self._done_order and self._done_order[0][0] < cutoff:
-            _, done_id = heapq.heappop(self._done_order)
-            self._done.pop(done_id, None)
+            self._forget_oldest_done()
         return out
 
-    def flush(self) -> list[Record]:
-        """Every pending record, given up as unpaired (the end of a run)."""
+    def flush(self) -> list[Group[P]]:
+        """Every waiting record, given up as unpaired (the end of a run)."""
         out = []
         while self._order:
             out.extend(self._give_up_oldest())
         return out
 
+    @property
+    def pending(self) -> int:
+        return self._pending
+
     def _stay_bounded(self) -> None:
         # Completed records leave stale heap entries until expire() passes them; when
         # expire() is not called often enough, drop them (and the oldest completed ids).
         if len(self._order) > 2 * self.max_pending:
-            self._order = [(e.request.ts, i) for i, e in self._pending.items()]
+            self._order = [
+                (ts, i) for ts, i in self._order if "sides" in self.store.get(i, {"done": 1})
+            ]
             heapq.heapify(self._order)
-        while len(self._done) > self.max_pending:
-            _, done_id = heapq.heappop(self._done_order)
-            self._done.pop(done_id, None)
+        while self._done > self.max_pending:
+            self._forget_oldest_done()
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
+    def _forget_oldest_done(self) -> None:
+        _, record_id = heapq.heappop(self._done_order)
+        entry = self.store.get(record_id)
+        if entry is not None and entry.get("done"):
+            del self.store[record_id]
+            self._done -= 1
 
-    def _give_up_oldest(self) -> list[Record]:
-        _, record_id = heapq.heappop(self._order)
-        entry = self._pending.pop(record_id, None)
-        if entry is None:  # completed since it was queued
+    def _give_up_oldest(self) -> list[Group[P]]:
+        ts, record_id = heapq.heappop(self._order)
+        entry = self.store.get(record_id)
+        if entry is None or entry.get("done"):  # completed since it was queued
             return []
+        del self.store[record_id]
+        self._pending -= 1
         self.unpaired += 1
-        return [entry.record()]
+        return [Group(record_id, ts, entry["sides"])]
