@@ -8,8 +8,9 @@ import orjson
 
 from shadowtap import results
 from shadowtap.config import Settings
-from shadowtap.diff.consumer import DiffConsumer, DiffMetrics, mismatch_record
+from shadowtap.diff.consumer import DiffConsumer
 from shadowtap.diff.run import DiffRun, Mismatch, Roles
+from shadowtap.diff.stage import DiffMetrics, mismatch_record
 from shadowtap.diff.summary import Sample
 from shadowtap.envelope import Response
 
