@@ -87,7 +87,8 @@ def _overview(summary: Summary) -> str:
     return (
         f"Mode {summary.mode} ({roles}). {t.records} records, {t.compared} compared, "
         f"{t.unpaired} unpaired, {incomplete} incomplete, {t.no_production} without a "
-        f"production response, {t.partial} with a cut body, {redelivered} redeliveries."
+        f"production response, {t.partial} with a cut body, {redelivered} redeliveries"
+        + (f", {t.waiting} still waiting for a target." if t.waiting else ".")
     )
 
 

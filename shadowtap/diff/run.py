@@ -201,9 +201,14 @@ class DiffRun:
         return run
 
     def summary(
-        self, goals: Sequence[Goal | str] = (), redeliveries: Mapping[str, int] | None = None
+        self,
+        goals: Sequence[Goal | str] = (),
+        redeliveries: Mapping[str, int] | None = None,
+        waiting: int = 0,
     ) -> Summary:
-        """The run so far; goals from the rules file are evaluated with the ones given."""
+        """The run so far; goals from the rules file are evaluated with the ones given.
+        ``redeliveries`` and ``waiting`` (records still waiting for a target) are the
+        pairing's, which the run does not see."""
         thresholds = self.rules.thresholds
         views = tuple(v.summarize(self.rules.accept, thresholds) for v in self._views.values())
         roles = self.roles
@@ -214,6 +219,7 @@ class DiffRun:
                 records=self._records,
                 incomplete=dict(self._incomplete),
                 redeliveries=dict(redeliveries or {}),
+                waiting=waiting,
                 **self._totals,
             ),
             views=views,

@@ -119,6 +119,7 @@ class Totals:
     partial: int = 0
     incomplete: dict[str, int] = default(default_factory=dict)
     redeliveries: dict[str, int] = default(default_factory=dict)
+    waiting: int = 0  # records still waiting for a target's result (``diff serve``)
 
 
 @dataclass(frozen=True, slots=True)
