@@ -77,7 +77,8 @@ class TopicSettings:
     ``mirror``: scrubbed records for the replayers, kept longer for DR drills; ``results``:
     one record per delivery with the target's answer; ``dlq``: records a stage could not
     decode, scrub or deliver, with the reason in their headers; ``diffs``: sampled
-    mismatches written by ``shadowtap diff run`` (shadowtap.diff.consumer).
+    mismatches written by ``shadowtap diff run`` and ``serve`` (shadowtap.diff.stage);
+    ``diff_states``: each ``diff serve`` worker's counters, merged by ``diff report --run``.
     """
 
     captured: str = "shadowtap.captured"
@@ -85,6 +86,7 @@ class TopicSettings:
     results: str = "shadowtap.results"
     dlq: str = "shadowtap.dlq"
     diffs: str = "shadowtap.diffs"
+    diff_states: str = "shadowtap.diff-states"  # compacted: one state per diff worker
     drills: str = "shadowtap.drills"  # compacted: one summary per drill run (shadowtap drill)
     # ``shadowtap dlq redrive``: a compacted marker per DLQ record sent back, and the topic
     # each replayer group also reads (``retry_prefix`` + group), for records redriven to it.

@@ -113,12 +113,15 @@ class TopicSpec:
     replication_factor: int
     retention_ms: int
     compacted: bool = False  # keep the latest record per key (and drop keys after retention)
+    max_message_bytes: int = 0  # 0: the broker's default (1 MB)
 
     @property
     def config(self) -> dict[str, str]:
         config = {"retention.ms": str(self.retention_ms)}
         if self.compacted:
             config["cleanup.policy"] = "compact,delete"
+        if self.max_message_bytes:
+            config["max.message.bytes"] = str(self.max_message_bytes)
         return config
 
 

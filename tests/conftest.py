@@ -127,6 +127,7 @@ def settings_for(bootstrap: str, unique_name: Callable[[str], str]) -> Settings:
                 "results": unique_name("results"),
                 "dlq": unique_name("dlq"),
                 "diffs": unique_name("diffs"),
+                "diff_states": unique_name("diffstates"),
                 "redriven": unique_name("redriven"),
                 "retry_prefix": unique_name("retry") + ".",
                 "partitions": 3,

@@ -1,0 +1,157 @@
+"""``shadowtap diff serve``: the diff as a Faust agent, spread over as many workers as wanted.
+
+Usage::
+
+    shadowtap diff serve --run v2-rollout --baseline v1-a --secondary v1-b --candidate v2
+    shadowtap diff report --run v2-rollout --fail-above 0.5%     # any time, from any machine
+
+Every worker started with the same ``--run`` joins one consumer group
+(``shadowtap-diff-<run>``) over ``topics.results``. Results are keyed by record id, so the
+results of one record share a partition, and whichever worker owns the partition pairs
+them: one pairing per partition (shadowtap.diff.pairing) kept in a Faust table, ``pairs``,
+whose changelog topic is co-partitioned with the results. A worker that stops or crashes
+loses nothing that waits: the next owner of its partitions recovers the table from the
+changelog and resumes from the group's committed offsets. Pairing runs on capture time with
+a grace period past the slowest target, in the table's entries, not in Faust's windowed
+tables, whose windows close by the wall clock (a replay of last week would all be given up
+at once).
+
+Each worker compares what it pairs (shadowtap.diff.stage), writes sampled mismatches to
+``topics.diffs`` and, every ``publish_s`` seconds and as it stops, its counters to
+``topics.diff_states`` (shadowtap.diff.states), from which ``diff report --run`` merges
+every worker's into one summary. Counters are summed over workers, so a worker that crashed
+has its last published state counted, and comparisons since then (at most ``publish_s``)
+are missing; their results come back to the next owner as redeliveries of records the table
+says were done.
+
+Results of targets the run does not name are skipped. Metrics (``--metrics-port``):
+shadowtap.diff.stage.DiffMetrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from shadowtap.config import Settings
+from shadowtap.diff.consumer import write_mismatches
+from shadowtap.diff.run import DiffRun
+from shadowtap.diff.stage import DiffMetrics, DiffStage, secret_headers
+from shadowtap.diff.states import Publisher, producer_options
+from shadowtap.errors import ConfigError
+from shadowtap.faustapp import app_options, run_app
+
+log = logging.getLogger("shadowtap.diff")
+
+_RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """What one ``shadowtap diff serve`` worker does."""
+
+    run: str  # the run's name: its consumer group, table and states are its own
+    targets: tuple[str, ...]
+    grace_ms: int = 60_000
+    max_pending: int = 200_000
+    publish_s: float = 5.0
+    write_diffs: bool = True
+
+    def __post_init__(self) -> None:
+        if not _RUN_NAME.fullmatch(self.run):
+            raise ConfigError(
+                f"--run {self.run!r}: a run's name is part of its consumer group and topic "
+                "names; use letters, digits, '.', '_' and '-' (at most 100)"
+            )
+
+    @property
+    def group(self) -> str:
+        return f"shadowtap-diff-{self.run}"
+
+
+def build_app(
+    settings: Settings,
+    serve: Serve,
+    diff_run: DiffRun,
+    datadir: str,
+    metrics: DiffMetrics | None = None,
+) -> Any:
+    """The Faust app with its table, agent and publishing timer; nothing runs until a
+    Worker starts it. ``datadir``: Faust's data directory (the memory store writes nothing)."""
+    import faust
+
+    from shadowtap.kafka import make_producer, partition_count
+
+    topics = settings.topics
+    partitions = partition_count(settings.kafka, topics.results) or topics.partitions
+    app = faust.App(
+        serve.group,
+        datadir=datadir,
+        **app_options(settings, partitions),
+        broker_commit_interval=1.0,
+        key_serializer="json",
+        value_serializer="json",
+    )
+    table = app.Table("pairs", default=None, partitions=partitions)
+    stage = DiffStage(
+        diff_run,
+        serve.targets,
+        grace_ms=serve.grace_ms,
+        max_pending=serve.max_pending,
+        store=table,
+        metrics=metrics,
+    )
+    producer = make_producer(settings.kafka, {"linger.ms": 50, **producer_options()})
+    key = f"{serve.run}/{uuid.uuid4().hex[:12]}"
+    publisher = Publisher(settings, serve.run, key, producer, serve.publish_s)
+    secret = secret_headers(settings.processor.scrub_headers)
+    source = app.topic(topics.results, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source)
+    async def diff(stream: Any) -> None:
+        try:
+            async for event in stream.events():
+                mismatches = stage.offer(event.value, event.message.partition)
+                if serve.write_diffs and mismatches:
+                    write_mismatches(producer, topics.diffs, mismatches, secret)
+        finally:
+            publisher.publish(stage, waiting(), final=True)
+
+    def waiting() -> int:
+        owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == topics.results]
+        return stage.waiting(owned)
+
+    async def publish() -> None:
+        publisher.publish(stage, waiting())
+
+    app.timer(serve.publish_s)(publish)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
+        # Faust sends the set of revoked TPs: their pairing is now another worker's.
+        stage.release(tp.partition for tp in args[0] if tp.topic == topics.results)
+
+    return app
+
+
+def run_worker(
+    settings: Settings,
+    serve: Serve,
+    diff_run: DiffRun,
+    *,
+    metrics: DiffMetrics | None = None,
+    loglevel: str = "info",
+) -> int:
+    """Run one diff worker until SIGINT/SIGTERM; return the exit code."""
+    from shadowtap.diff.states import ensure_topic
+    from shadowtap.kafka import create_topics
+
+    create_topics(settings)  # the results and diffs topics, before the agent subscribes
+    ensure_topic(settings)
+    with tempfile.TemporaryDirectory(prefix="shadowtap-diff-") as datadir:
+        app = build_app(settings, serve, diff_run, datadir, metrics)
+        return run_app(app, loglevel=loglevel)
