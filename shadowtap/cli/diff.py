@@ -4,6 +4,8 @@
 
     shadowtap diff run --baseline v1-a --secondary v1-b --candidate v2 --fail-above 0.5%
     shadowtap diff run --targets staging               # data drift only: production vs staging
+    shadowtap diff serve --run v2 --baseline v1-a --secondary v1-b --candidate v2   # N workers
+    shadowtap diff report --run v2 --fail-above 0.5%   # what the serve workers found so far
     shadowtap diff report diff-summary.json --goal "GET /users/{id}: p99<=1.5x"
     shadowtap diff noise add "GET /users/{id}" '$..updated_at' --comparator timestamp --seconds 5
     shadowtap diff accept "GET /users/{id}" '$.name' --note "v2 splits the name on purpose"
@@ -12,7 +14,9 @@
 for ``--idle-s`` seconds (``--follow``: until Ctrl-C or SIGTERM), pairs each record's results
 and compares them (shadowtap.diff.consumer), writes sampled mismatches to ``topics.diffs``
 and the report to ``--out``: ``diff-summary.json``, ``diff-report.html`` (self-contained)
-and ``diff-junit.xml``. ``report`` writes the same from a saved summary. Goals
+and ``diff-junit.xml``. ``serve`` is the same diff as a Faust agent that runs until stopped,
+in as many processes as wanted (shadowtap.diff.worker); ``report --run NAME`` merges what
+its workers published. ``report SUMMARY`` writes the report of a saved summary. Goals
 (``--fail-above 0.5%`` is ``mismatch<=0.5%``, ``--goal`` any of shadowtap.diff.goals, and
 the rules file's ``goals``) set the exit code: 0 when all pass, 1 when one fails; without
 any goal it is 0. The rules file (``--rules``, default ``diff-rules.toml`` when it exists)
@@ -45,24 +49,43 @@ def add_diff_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--goal", action="append", default=[], help='a goal, e.g. "p99<=1.5x" (repeatable)'
     )
 
+    sides = argparse.ArgumentParser(add_help=False, parents=[common])
+    sides.add_argument("--baseline", help="the target running the current version")
+    sides.add_argument("--secondary", help="a second baseline: noise is what the two differ by")
+    sides.add_argument("--candidate", help="the target running the new version")
+    sides.add_argument("--targets", help="comma-separated targets to compare with production")
+    sides.add_argument("--no-drift", action="store_true", help="skip production vs target views")
+    sides.add_argument("--grace-s", type=float, default=60.0, help="pairing grace (default 60 s)")
+    sides.add_argument("--no-diffs", action="store_true", help="do not write to topics.diffs")
+    sides.add_argument("--metrics-port", type=int, default=0, help="Prometheus /metrics port")
+
     run = actions.add_parser(
-        "run", parents=[common, gate], help="read results, pair, compare, report"
+        "run",
+        parents=[sides, gate],
+        help="read results, pair, compare, report",
     )
-    run.add_argument("--baseline", help="the target running the current version")
-    run.add_argument("--secondary", help="a second baseline: noise is what the two differ by")
-    run.add_argument("--candidate", help="the target running the new version")
-    run.add_argument("--targets", help="comma-separated targets to compare with production only")
-    run.add_argument("--no-drift", action="store_true", help="skip production vs target views")
     run.add_argument("--since", help="results since: an age (30m, 2h) or an ISO 8601 time")
-    run.add_argument("--grace-s", type=float, default=60.0, help="pairing grace (default 60 s)")
     run.add_argument("--idle-s", type=float, default=10.0, help="stop after so long without one")
     run.add_argument("--follow", action="store_true", help="run until stopped (Ctrl-C, SIGTERM)")
-    run.add_argument("--no-diffs", action="store_true", help="do not write to topics.diffs")
-    run.add_argument("--metrics-port", type=int, default=0, help="Prometheus /metrics port")
     run.set_defaults(handler=diff_run_command)
 
-    report = actions.add_parser("report", parents=[gate], help="report a saved summary")
-    report.add_argument("summary", help="a diff-summary.json written by `shadowtap diff run`")
+    serve = actions.add_parser(
+        "serve", parents=[sides, rules], help="the diff as a Faust agent: start one per process"
+    )
+    serve.add_argument("--run", required=True, help="the run's name: workers of one run share")
+    serve.add_argument(
+        "--publish-s", type=float, default=5.0, help="how often counters are published (5 s)"
+    )
+    serve.add_argument("--loglevel", default="warning", help="Faust's log level (warning)")
+    serve.set_defaults(handler=diff_serve_command)
+
+    report = actions.add_parser(
+        "report", parents=[common, gate], help="report a saved summary, or a serve run's"
+    )
+    report.add_argument(
+        "summary", nargs="?", help="a diff-summary.json written by `shadowtap diff run`"
+    )
+    report.add_argument("--run", help="instead: merge what `diff serve --run NAME` published")
     report.set_defaults(handler=diff_report_command)
 
     noise = actions.add_parser("noise", help="add a noise rule to the rules file")
@@ -88,13 +111,10 @@ def add_diff_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     accept.set_defaults(handler=diff_accept_command)
 
 
-def diff_run_command(args: argparse.Namespace) -> int:
-    from shadowtap.cli.settings import command_settings
-    from shadowtap.clock import parse_since
-    from shadowtap.diff.consumer import DiffConsumer, DiffMetrics
-    from shadowtap.diff.run import DiffRun, Roles
+def _sides(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The run's roles (None: drift only) and every target it reads."""
+    from shadowtap.diff.run import Roles
     from shadowtap.errors import ConfigError
-    from shadowtap.kafka_check import wait_for_broker
 
     roles = None
     if args.baseline or args.candidate:
@@ -107,6 +127,18 @@ def diff_run_command(args: argparse.Namespace) -> int:
     targets = list(dict.fromkeys([*(roles.names if roles else ()), *extra]))
     if not targets:
         raise ConfigError("name the targets: --baseline/--candidate, or --targets for drift only")
+    return roles, targets
+
+
+def diff_run_command(args: argparse.Namespace) -> int:
+    from shadowtap.cli.settings import command_settings
+    from shadowtap.clock import parse_since
+    from shadowtap.diff.consumer import DiffConsumer
+    from shadowtap.diff.run import DiffRun
+    from shadowtap.diff.stage import DiffMetrics
+    from shadowtap.kafka_check import wait_for_broker
+
+    roles, targets = _sides(args)
     goals = _goals(args)  # a typo in a goal is said before anything is read
     settings = command_settings(args)
     wait_for_broker(settings.kafka)
@@ -130,12 +162,11 @@ def diff_run_command(args: argparse.Namespace) -> int:
         task = progress.add_task(f"diffing {what}", total=None)
 
         def show(n: int) -> None:
-            pairing = consumer.pairing
-            again = sum(pairing.redeliveries.values())
+            again = sum(consumer.redeliveries.values())
             progress.update(
                 task,
-                description=f"diffing {what}: {n:,} results, {pairing.pending:,} waiting, "
-                f"{pairing.unpaired:,} unpaired, {again:,} redelivered",
+                description=f"diffing {what}: {n:,} results, {consumer.pending:,} waiting, "
+                f"{consumer.unpaired:,} unpaired, {again:,} redelivered",
             )
 
         try:
@@ -154,10 +185,47 @@ def diff_run_command(args: argparse.Namespace) -> int:
     return _write(summary, Path(args.out))
 
 
+def diff_serve_command(args: argparse.Namespace) -> int:
+    from shadowtap.cli.settings import command_settings
+    from shadowtap.diff.run import DiffRun
+    from shadowtap.diff.stage import DiffMetrics
+    from shadowtap.diff.worker import Serve, run_worker
+    from shadowtap.errors import ConfigError
+    from shadowtap.kafka_check import wait_for_broker
+
+    roles, targets = _sides(args)
+    if args.publish_s <= 0:
+        raise ConfigError("--publish-s must be above 0: how often a worker's counters are written")
+    serve = Serve(
+        args.run,
+        tuple(targets),
+        grace_ms=int(args.grace_s * 1000),
+        publish_s=args.publish_s,
+        write_diffs=not args.no_diffs,
+    )
+    rules = _rules(args.rules)
+    settings = command_settings(args)
+    wait_for_broker(settings.kafka)
+    metrics = DiffMetrics()
+    if args.metrics_port:
+        metrics.serve(args.metrics_port)
+    run = DiffRun(rules, roles, drift=not args.no_drift)
+    console().print(
+        f"diff serve: run {escape(args.run)}, group {escape(serve.group)}, "
+        f"targets {escape(', '.join(targets))}"
+    )
+    return run_worker(settings, serve, run, metrics=metrics, loglevel=args.loglevel)
+
+
 def diff_report_command(args: argparse.Namespace) -> int:
     from shadowtap.diff.goals import evaluate, parse_goal
     from shadowtap.diff.summary import from_json
+    from shadowtap.errors import ConfigError
 
+    if bool(args.summary) == bool(args.run):
+        raise ConfigError("give a saved summary (diff-summary.json) or --run NAME, not both")
+    if args.run:
+        return _write(_served(args), Path(args.out))
     summary = from_json(Path(args.summary).read_bytes())
     wanted = _goals(args)
     if args.rules or Path(RULES).exists():
@@ -193,6 +261,18 @@ def diff_accept_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _served(args: argparse.Namespace) -> Any:
+    """The summary of a serve run: every worker's published counters, merged."""
+    from shadowtap.cli.settings import command_settings
+    from shadowtap.diff import states
+    from shadowtap.kafka_check import wait_for_broker
+
+    settings = command_settings(args)
+    wait_for_broker(settings.kafka)
+    records = states.load(settings.kafka, settings.topics.diff_states, args.run)
+    return states.merged_summary(records, _rules(args.rules), _goals(args))
+
+
 def _rules(path: str | None) -> Any:
     from shadowtap.diff.rules import Rules, load_rules
 
@@ -226,6 +306,7 @@ def _write(summary: Any, out: Path) -> int:
         f"{t.records:,} records: {t.compared:,} compared, {t.unpaired:,} unpaired, "
         f"{sum(t.incomplete.values()):,} incomplete, {t.no_production:,} without production "
         f"response, {t.partial:,} with a cut body; {sum(t.redeliveries.values()):,} redeliveries"
+        + (f"; {t.waiting:,} still waiting for a target" if t.waiting else "")
     )
     for view in summary.views:
         flagged = [

@@ -3,7 +3,8 @@
 All real and started here: production (v1, tests/e2e/apps/versions.py) behind the capture
 middleware; ``shadowtap process``; three ``shadowtap replay`` groups, to two v1 baselines
 (``v1-a``, ``v1-b``) and the v2 candidate; then ``shadowtap diff run`` in three-way mode
-over their results. Both versions make noise (random ids, timestamps, shuffled unordered
+over their results, and the Faust agent (``diff serve``, reported by ``diff report --run``)
+over the same results. Both versions make noise (random ids, timestamps, shuffled unordered
 arrays, floats within tolerance, ``Date``/``Server``/``X-Request-Id`` headers); v2 plants a
 type change, a dropped key, a reordered array whose order matters, a float beyond tolerance,
 a wrong status and a three times slower endpoint. The HTML report opens in headless Chromium
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ import pytest
 from shadowtap.cli import main
 from shadowtap.config import KafkaSettings, Settings
 from shadowtap.devkafka import free_port
+from shadowtap.diff import states
+from shadowtap.diff.rules import Rules
 from shadowtap.diff.summary import Summary, from_json
 from shadowtap.kafka import create_topics
 from shadowtap.results import decode as decode_result
@@ -69,13 +73,17 @@ class Run:
     code: int
     out: Path
     diffs: list[dict[str, object]]
+    served: Summary  # the same results through the Faust agent, diff serve + report --run
+    served_code: int
 
 
 def _config(settings: Settings, path: Path) -> Path:
     """The safe-mirroring test's settings file, with this run's diffs topic and a replayer
     window small enough that the targets' latencies are their own, not a queue's."""
     _safe_config(settings, path)
-    text = path.read_text().replace("[topics]\n", f'[topics]\ndiffs = "{settings.topics.diffs}"\n')
+    t = settings.topics
+    topics = f'[topics]\ndiffs = "{t.diffs}"\ndiff_states = "{t.diff_states}"\n'
+    text = path.read_text().replace("[topics]\n", topics)
     path.write_text(text + "[replayer]\nmax_in_flight = 8\n")
     return path
 
@@ -162,11 +170,33 @@ def diff_run(
             )
 
         diffs = _read(settings.kafka, settings.topics.diffs, all_samples, 30)
-        yield Run(summary, code, out, [orjson.loads(d) for d in diffs])
+        roles = ["--baseline", "v1-a", "--secondary", "v1-b", "--candidate", "v2"]
+        serve = [*CLI, "diff", "serve", "--run", run, "--rules", str(rules), "--publish-s", "1"]
+        processes.start("diff-serve", [*serve, *roles], env)
+        _served(settings, run, summary.totals.records, processes)
+        served_code = main(
+            ["diff", "report", "--run", run, "--config", config, "--rules", str(rules),
+             "--out", str(home / "served"), "--fail-above", "0.5%", "--goal", "*: p50<=2x"]
+        )  # fmt: skip
+        served = from_json((home / "served" / "diff-summary.json").read_bytes())
+        yield Run(summary, code, out, [orjson.loads(d) for d in diffs], served, served_code)
     finally:
         for server in servers:
             stop_server(server)
         processes.stop()
+
+
+def _served(settings: Settings, run: str, records: int, processes: _Processes) -> Summary:
+    """The diff serve worker's published summary once it compared ``records`` records."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        found = states.load(settings.kafka, settings.topics.diff_states, run)
+        if found:
+            summary = states.merged_summary(found, Rules())
+            if summary.totals.records >= records:
+                return summary
+        time.sleep(0.5)
+    pytest.fail(f"diff serve did not compare {records} records\n{processes.logs()}")
 
 
 def _flagged(summary: Summary, view: str) -> set[tuple[str, str]]:
@@ -224,6 +254,15 @@ def test_sampled_mismatches_are_on_the_diffs_topic(diff_run: Run) -> None:
     fields = {(d["view"], d["endpoint"], d["field"]) for d in diff_run.diffs}
     for endpoint, field in PLANTED:
         assert ("regression", endpoint, field) in fields
+
+
+def test_the_faust_agent_finds_the_same_as_the_batch_run(diff_run: Run) -> None:
+    served, batch = diff_run.served, diff_run.summary
+    assert _flagged(served, "regression") == PLANTED
+    assert _flagged(served, "drift:v2") == PLANTED
+    assert served.totals.records == batch.totals.records
+    assert served.totals.compared == batch.totals.compared and served.totals.waiting == 0
+    assert diff_run.served_code == 1  # the same gate, from every worker's merged state
 
 
 @needs_chromium

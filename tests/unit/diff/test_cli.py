@@ -1,5 +1,6 @@
 """``shadowtap diff report|noise add|accept``: files written, rules the next run reads, exit
-codes that gate a deployment. (``diff run`` reads Kafka: tests/integration/test_diff_run.py.)"""
+codes that gate a deployment. (``diff run`` and ``serve`` read Kafka: tests/e2e/test_diff.py,
+tests/integration/diff.)"""
 
 from __future__ import annotations
 
@@ -113,4 +114,18 @@ def test_run_refuses_bad_arguments_before_it_reads_anything(tmp_path: Path) -> N
     assert main(["diff", "run", "--secondary", "v1-b", *unreachable]) == 2
     assert main(["diff", "run", "--baseline", "v1-a", *unreachable]) == 2
     assert main(["diff", "run", *unreachable]) == 2  # no target named
+    assert not (tmp_path / "diff-summary.json").exists()
+
+
+def test_serve_and_report_refuse_bad_arguments_before_they_connect(
+    saved: Path, tmp_path: Path
+) -> None:
+    unreachable = ["--bootstrap", "127.0.0.1:1"]
+    roles = ["--baseline", "v1-a", "--candidate", "v2"]
+    assert main(["diff", "serve", "--run", "v2 rollout", *roles, *unreachable]) == 2
+    assert main(["diff", "serve", "--run", "v2", "--secondary", "b", *unreachable]) == 2
+    assert main(["diff", "serve", "--run", "v2", "--publish-s", "0", *roles, *unreachable]) == 2
+    out = ["--out", str(tmp_path), *unreachable]
+    assert main(["diff", "report", *out]) == 2  # neither a summary nor --run
+    assert main(["diff", "report", str(saved), "--run", "v2", *out]) == 2  # both
     assert not (tmp_path / "diff-summary.json").exists()

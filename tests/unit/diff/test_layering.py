@@ -1,7 +1,8 @@
 """The diff stage stands alone: no other stage package, no Faust, no HTTP client.
 
-Its pure core needs no Kafka client either; only the thin shell that reads results
-(``shadowtap.diff.consumer``) imports librdkafka's."""
+Its pure core needs no Kafka client either; only the thin shells that read results
+(``shadowtap.diff.consumer``) and publish workers' states (``shadowtap.diff.states``) import
+librdkafka's, and only the Faust agent (``shadowtap.diff.worker``) imports Faust."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ FORBIDDEN = (
 )
 
 
-SHELL = "shadowtap.diff.consumer"
+SHELLS = ("shadowtap.diff.consumer", "shadowtap.diff.states")
+AGENT = "shadowtap.diff.worker"
 
 
 def _imported(modules: list[str], forbidden: tuple[str, ...]) -> str:
@@ -38,10 +40,16 @@ def _imported(modules: list[str], forbidden: tuple[str, ...]) -> str:
 
 def test_diff_modules_import_no_other_stage_and_no_heavy_dependency() -> None:
     modules = [f"shadowtap.diff.{m.name}" for m in pkgutil.iter_modules(shadowtap.diff.__path__)]
-    assert SHELL in modules and len(modules) >= 15
-    assert _imported([m for m in modules if m != SHELL], FORBIDDEN) == "[]"
+    assert {*SHELLS, AGENT} <= set(modules) and len(modules) >= 15
+    pure = [m for m in modules if m not in (*SHELLS, AGENT)]
+    assert _imported(pure, FORBIDDEN) == "[]"
 
 
-def test_the_kafka_shell_imports_only_librdkafkas_client() -> None:
+def test_the_kafka_shells_import_only_librdkafkas_client() -> None:
     heavy = tuple(f for f in FORBIDDEN if f != "confluent_kafka")
-    assert _imported([SHELL], heavy) == "[]"
+    assert _imported(list(SHELLS), heavy) == "[]"
+
+
+def test_the_faust_agent_imports_faust_only_when_it_builds_its_app() -> None:
+    heavy = tuple(f for f in FORBIDDEN if f not in ("confluent_kafka", "faust"))
+    assert _imported([AGENT], heavy) == "[]"
