@@ -1,6 +1,6 @@
 """Every use of Faust's, aiokafka's and mode's private names, in one place, and why.
 
-The Faust workers (the processor; the diff only the fourth) need four things faust-streaming
+The Faust workers (the processor: 1 to 4; the diff: 3 to 5) need five things faust-streaming
 has no public API for. Each is done here and nowhere else; each has a test against the
 installed classes (tests/unit/test_faust_internals.py) that fails when Faust changes the
 behaviour it relies on. Importing this module refuses library versions that were not tested
@@ -26,13 +26,18 @@ at-least-once delivery.
 4. ``quiet_worker(worker)``: Faust's Worker, at a log level of WARNING or above, turns the
    root logger to DEBUG for its start-up spinner (``Worker.on_setup_root_logger``), so
    every debug line of aiokafka builds a record: ~10 % of the worker. No spinner, no DEBUG.
+5. ``flush_also(producer, flush)``: before Faust commits offsets it awaits
+   ``app.producer.flush()`` (``Consumer._commit_offsets``), so that table changelog writes
+   are in Kafka before the offsets of the events that made them. Writes diverted to another
+   producer (3.) must be flushed then too: ``flush`` is awaited after Faust's own, and an
+   error it raises keeps the offsets from being committed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -121,6 +126,17 @@ def divert_table_writes(producer: Any, topic: str, send: Callable[..., None]) ->
         send(topic, m.key, m.value, m.headers or None, partition=m.partition)
 
     buffer.put = put_diverted
+
+
+def flush_also(producer: Any, flush: Callable[[], Awaitable[None]]) -> None:
+    """Make ``producer.flush()`` (awaited by Faust before each commit) await ``flush`` too."""
+    own = producer.flush
+
+    async def flush_both() -> None:
+        await own()
+        await flush()
+
+    producer.flush = flush_both
 
 
 def quiet_worker(worker: Any) -> None:

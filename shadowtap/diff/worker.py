@@ -30,6 +30,7 @@ shadowtap.diff.stage.DiffMetrics.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import tempfile
@@ -37,17 +38,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from shadowtap import faust_internals
 from shadowtap.config import Settings
 from shadowtap.diff.consumer import write_mismatches
 from shadowtap.diff.run import DiffRun
 from shadowtap.diff.stage import DiffMetrics, DiffStage, secret_headers
 from shadowtap.diff.states import Publisher, producer_options
-from shadowtap.errors import ConfigError
+from shadowtap.errors import BrokerError, ConfigError
 from shadowtap.faustapp import app_options, run_app
+from shadowtap.kafka import produce
 
 log = logging.getLogger("shadowtap.diff")
 
 _RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+MAX_ENTRY_BYTES = 16 * 1024 * 1024  # a table entry: the results a record waits with
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +99,15 @@ def build_app(
         broker_commit_interval=1.0,
         key_serializer="json",
         value_serializer="json",
+        # A waiting record's entry holds each target's result (64 KiB bodies, both sides).
+        consumer_max_fetch_size=MAX_ENTRY_BYTES,
     )
-    table = app.Table("pairs", default=None, partitions=partitions)
+    table = app.Table(
+        "pairs",
+        default=None,
+        partitions=partitions,
+        extra_topic_configs={"max.message.bytes": str(MAX_ENTRY_BYTES)},
+    )
     stage = DiffStage(
         diff_run,
         serve.targets,
@@ -105,7 +116,11 @@ def build_app(
         store=table,
         metrics=metrics,
     )
-    producer = make_producer(settings.kafka, {"linger.ms": 50, **producer_options()})
+    producer = make_producer(
+        settings.kafka,
+        {"linger.ms": 20, **producer_options(), "message.max.bytes": MAX_ENTRY_BYTES},
+    )
+    changelog = Changelog(producer)
     key = f"{serve.run}/{uuid.uuid4().hex[:12]}"
     publisher = Publisher(settings, serve.run, key, producer, serve.publish_s)
     secret = secret_headers(settings.processor.scrub_headers)
@@ -113,6 +128,7 @@ def build_app(
 
     @app.agent(source)
     async def diff(stream: Any) -> None:
+        changelog.divert(app.producer, table.changelog_topic.get_topic_name())
         try:
             async for event in stream.events():
                 mismatches = stage.offer(event.value, event.message.partition)
@@ -136,6 +152,52 @@ def build_app(
         stage.release(tp.partition for tp in args[0] if tp.topic == topics.results)
 
     return app
+
+
+class Changelog:
+    """The ``pairs`` table's changelog writes, through librdkafka instead of aiokafka.
+
+    A record's results make three or four writes; sent by Faust's aiokafka producer, one at
+    a time from a buffer of 100, they held the agent at a third of its speed. Taken from
+    that buffer (shadowtap.faust_internals.divert_table_writes), they are queued on the
+    worker's librdkafka producer, which Faust's pre-commit flush now flushes too
+    (``flush_also``): offsets are committed only after the writes of the events before them
+    are in Kafka. A write the broker refused fails the next commit, so its events are read
+    again rather than forgotten.
+    """
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.failed = 0
+        self._diverted = False
+
+    def divert(self, faust_producer: Any, topic: str) -> None:
+        if self._diverted:
+            return
+        faust_internals.divert_table_writes(faust_producer, topic, self.send)
+        faust_internals.flush_also(faust_producer, self.flush)
+        self._diverted = True
+
+    def send(
+        self, topic: str, key: bytes, value: bytes | None, headers: Any, *, partition: int
+    ) -> None:
+        produce(self.producer, topic, value, key, headers=headers, partition=partition,
+                on_delivery=self._acked)  # fmt: skip
+        self.producer.poll(0)
+
+    async def flush(self) -> None:
+        left = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, 30)
+        failed, self.failed = self.failed, 0
+        if left or failed:
+            raise BrokerError(
+                f"{left or failed} table changelog writes were not acknowledged: the offsets "
+                "are not committed, and their results will be read again"
+            )
+
+    def _acked(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.failed += 1
+            log.error("a pairs table changelog write failed: %s", err)
 
 
 def run_worker(

@@ -180,6 +180,30 @@ async def test_table_writes_are_queued_in_the_producer_buffer_ready_to_send(app:
     assert [fut.message.channel.get_topic_name() for fut in queued] == ["elsewhere"]
 
 
+async def test_a_commit_flushes_the_producer_and_what_flush_also_adds(app: Any) -> None:
+    flushed: list[str] = []
+
+    async def faust_flush() -> None:
+        flushed.append("faust")
+
+    async def diverted() -> None:
+        flushed.append("diverted")
+
+    app.producer.flush = faust_flush
+    faust_internals.flush_also(app.producer, diverted)
+    committed: list[Any] = []
+
+    async def commit(offsets: Any) -> bool:
+        committed.append((list(flushed), offsets))
+        return True
+
+    consumer = app.consumer
+    consumer._commit = commit
+    consumer.assignment = lambda: {TP0}
+    assert await consumer._commit_offsets({TP0: 7})
+    assert committed == [(["faust", "diverted"], {TP0: 7})]  # flushed, then committed
+
+
 async def test_the_workers_spinner_is_what_turns_the_root_logger_to_debug(app: Any) -> None:
     def level_after_setup(quiet: bool) -> int:
         worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
