@@ -1,6 +1,7 @@
 """Diff throughput on one core, and memory under a flood of unique field names.
 
     python bench/diff.py [--pairs 20000] [--flood-names 1000000] [--consumer-records 10000]
+                         [--agent-workers 2]
 
 Pairs: ~1 KB JSON order documents as two versions of a service answer them: every pair
 differs in noise (a UUID, two timestamps, a trace id, a float within tolerance, a shuffled
@@ -21,6 +22,12 @@ for that many records are written to a results topic (SHADOWTAP_BOOTSTRAP, else 
 broker started for the run), then read back, decoded, paired and compared three-way by
 ``DiffConsumer.run``; records/s from its first batch to its last result. Baseline: the same
 result values handed to ``DiffConsumer.offer`` in the same process, without Kafka.
+
+Agent (``--agent-workers``, 0 to skip): ``shadowtap diff serve``, the Faust agent, over the
+same results topic, with 1 and then N worker processes (a run of their own each, on every
+core: the one-core pin is for the comparisons above). Records/s from the first result the
+workers counted to the last (their ``shadowtap_diff_results_total``, polled), beside the
+consumer's: the agent also keeps every waiting result in its table's changelog.
 
 Flood: a two-way DiffRun fed records whose bodies carry only new, never repeated member
 names (random keys, as in diffy#59) until ``--flood-names`` distinct names went through;
@@ -186,8 +193,91 @@ def _results(records: int) -> list[bytes]:
     return out
 
 
-def _consumer_rates(records: int) -> tuple[float, float]:
-    """Records/s of the diff consumer reading Kafka, and of its step without Kafka."""
+def _agent_rate(settings: Any, total: int, workers: int) -> float:
+    """Records/s of ``workers`` diff serve processes over ``total`` results already written."""
+    import signal
+    import subprocess
+    import urllib.request
+
+    from shadowtap.devkafka import free_port
+
+    run = f"bench-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWTAP_")}
+    env |= {
+        "SHADOWTAP_TOPICS_RESULTS": settings.topics.results,
+        "SHADOWTAP_TOPICS_DIFFS": settings.topics.diffs,
+        "SHADOWTAP_TOPICS_DIFF_STATES": settings.topics.diff_states,
+    }
+    if hasattr(os, "sched_setaffinity"):  # the workers inherit it: every core, not one
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    ports = [free_port() for _ in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shadowtap.cli",
+                "diff",
+                "serve",
+                "--run",
+                run,
+                "--bootstrap",
+                settings.kafka.bootstrap,
+                "--baseline",
+                "v1-a",
+                "--secondary",
+                "v1-b",
+                "--candidate",
+                "v2",
+                "--metrics-port",
+                str(port),
+                "--publish-s",
+                "5",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for port in ports
+    ]
+
+    def counted() -> int:
+        n = 0
+        for port in ports:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    text = r.read().decode()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("shadowtap_diff_results_total{"):
+                    n += int(float(line.rpartition(" ")[2]))
+        return n
+
+    try:
+        first = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            n = counted()
+            now = time.perf_counter()
+            if n and first is None:
+                first = (now, n)
+            if n >= total:
+                break
+            time.sleep(0.1)
+        assert first is not None and n >= total, f"the agent counted {n} of {total} results"
+        return (n - first[1]) / 3 / (now - first[0])
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(60)
+
+
+def _consumer_rates(records: int, agent_workers: int) -> tuple[float, float, dict[int, float]]:
+    """Records/s of the diff consumer reading Kafka, of its step without Kafka, and of the
+    Faust agent with 1 and ``agent_workers`` processes."""
     from shadowtap.config import Settings
     from shadowtap.devkafka import resolve_broker
     from shadowtap.diff.consumer import DiffConsumer
@@ -207,7 +297,11 @@ def _consumer_rates(records: int) -> tuple[float, float]:
     offline = records / (time.perf_counter() - start)
     with resolve_broker(f"bench-diff-{os.getpid()}", ephemeral=True) as broker:
         suffix = uuid.uuid4().hex[:8]
-        topics = {"results": f"bench-results-{suffix}", "diffs": f"bench-diffs-{suffix}"}
+        topics = {
+            "results": f"bench-results-{suffix}",
+            "diffs": f"bench-diffs-{suffix}",
+            "diff_states": f"bench-diff-states-{suffix}",
+        }
         settings = Settings.load(
             env={},
             overrides={
@@ -235,20 +329,28 @@ def _consumer_rates(records: int) -> tuple[float, float]:
         reader.run(idle_s=2.0, write_diffs=True, progress=progress)
         (t0, n0), (t1, n1) = marks[0], marks[-1]
         assert n1 == len(values), f"read {n1} of {len(values)} results"
-    return (n1 - n0) / 3 / (t1 - t0), offline
+        counts = sorted({1, agent_workers}) if agent_workers else []
+        agent = {n: _agent_rate(settings, len(values), n) for n in counts}
+    return (n1 - n0) / 3 / (t1 - t0), offline, agent
 
 
-def _consumer(records: int) -> dict[str, int]:
-    kafka_rate, offline_rate = _consumer_rates(records)
+def _consumer(records: int, agent_workers: int) -> dict[str, int]:
+    kafka_rate, offline_rate, agent = _consumer_rates(records, agent_workers)
     print(f"diff consumer, three-way, {records:,} records x 3 results:")
     print(f"  from Kafka          {kafka_rate:10,.0f} records/s  (read, decode, pair, compare)")
     print(
         f"  same step, no Kafka {offline_rate:10,.0f} records/s  "
         f"Kafka shell at {kafka_rate / offline_rate:.2f}x"
     )
+    for workers, rate in agent.items():
+        print(
+            f"  diff serve x{workers}        {rate:10,.0f} records/s  "
+            f"(Faust agent, table changelog; {rate / kafka_rate:.2f}x the consumer)"
+        )
     return {
         "consumer_records_per_s": round(kafka_rate),
         "consumer_offline_records_per_s": round(offline_rate),
+        **{f"agent_x{n}_records_per_s": round(rate) for n, rate in agent.items()},
     }
 
 
@@ -256,13 +358,18 @@ def _line(name: str, rate: float, note: str) -> None:
     print(f"  {name:<20}{rate:10,.0f} pairs/s {1e6 / rate:8.1f} µs/pair  {note}")
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=20_000)
     parser.add_argument("--peer-pairs", type=int, default=500)
     parser.add_argument("--flood-names", type=int, default=1_000_000)
     parser.add_argument("--consumer-records", type=int, default=10_000)
-    args = parser.parse_args()
+    parser.add_argument("--agent-workers", type=int, default=2)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     # The flood first, before the pairs below take memory of their own.
@@ -326,7 +433,7 @@ def main() -> None:
         )
     except ImportError:
         print("  python-jsonpath not installed: rule evaluation by a library not measured")
-    figures |= _consumer(args.consumer_records) if args.consumer_records else {}
+    figures |= _consumer(args.consumer_records, args.agent_workers) if args.consumer_records else {}
     figures |= {"flood_names": args.flood_names, "rss_mb": [round(r, 1) for r in rss]}
     steps = " -> ".join(f"{r:.1f}" for r in rss)
     print(f"flood of {args.flood_names:,} unique field names: RSS MB after warm-up, each quarter")
