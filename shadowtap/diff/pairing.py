@@ -18,9 +18,10 @@ agent: one Pairing per partition, results keyed by record id, so a record's resu
 partition) and a restarted worker picks up where the last left off (:meth:`recover`). The
 capture-time windows are kept here, not by Faust's windowed tables: those expire windows by
 the wall clock, which would turn a replay of last week's traffic all "unpaired" at once.
-``shadowtap diff run`` uses a plain dict. Only the heaps that order entries by capture time
-and the per-target progress are in memory; progress is learnt again after a restart (until
-every target was seen, nothing is given up).
+``shadowtap diff run`` uses a plain dict. The per-target progress is kept in the store too,
+under ``progress_key(partition)``, written when it moved by a second or more, so a restarted
+worker still gives up records a target that has finished will never answer. Only the heaps
+that order entries by capture time are in memory, rebuilt by :meth:`recover`.
 
 ``max_pending`` bounds memory when a target stops answering altogether: the oldest records
 are then given up as unpaired.
@@ -34,6 +35,12 @@ from collections.abc import MutableMapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 P = TypeVar("P")
+_PROGRESS_STEP_MS = 1_000  # progress is written back when it moved by this much
+
+
+def progress_key(partition: int) -> str:
+    """The store key of a partition's progress (record ids never start with a space)."""
+    return f" progress/{partition}"
 
 
 class Group(NamedTuple, Generic[P]):
@@ -66,6 +73,7 @@ class Pairing(Generic[P]):
         self.redeliveries: Counter[str] = Counter()
         self.unpaired = 0
         self._progress: dict[str, int] = {}
+        self._saved: dict[str, int] = {}  # the progress as last written to the store
         self._pending = 0
         self._order: list[tuple[int, str]] = []  # (capture ts, id) of waiting records
         self._done_order: list[tuple[int, str]] = []  # (capture ts, id) of completed ones
@@ -75,9 +83,16 @@ class Pairing(Generic[P]):
         """Rebuild the order of this partition's entries found in the store (after a restart
         or a rebalance); returns how many records are waiting."""
         self._order, self._done_order = [], []
+        saved = self.store.get(progress_key(self.partition))
+        if saved:
+            for target, ts in saved["progress"].items():
+                self._progress[target] = max(self._progress.get(target, -1), int(ts))
+            self._saved = dict(self._progress)
         for record_id, entry in list(self.store.items()):
             if not isinstance(entry, dict) or entry.get("p", 0) != self.partition:
                 continue
+            if "ts" not in entry:
+                continue  # the progress entry
             heap = self._done_order if entry.get("done") else self._order
             heap.append((int(entry["ts"]), record_id))
         heapq.heapify(self._order)
@@ -89,6 +104,12 @@ class Pairing(Generic[P]):
         """Add one result. Returns the record if this completed it, plus any given up."""
         if ts > self._progress.get(target, -1):
             self._progress[target] = ts
+            if ts - self._saved.get(target, -_PROGRESS_STEP_MS) >= _PROGRESS_STEP_MS:
+                self._saved = dict(self._progress)
+                self.store[progress_key(self.partition)] = {
+                    "p": self.partition,
+                    "progress": self._saved,
+                }
         store = self.store
         entry = store.get(record_id)
         if entry is None:

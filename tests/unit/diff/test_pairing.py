@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from shadowtap.diff.model import Side
-from shadowtap.diff.pairing import Group, Pairing
+from shadowtap.diff.pairing import Group, Pairing, progress_key
 
 OK = Side(200)
 
@@ -124,4 +124,16 @@ def test_every_change_reaches_the_store_and_a_new_worker_resumes_from_it() -> No
     assert record.payloads == {"a": "a1", "b": "b1"}
     second.offer("r9", 9_000, "a", "a9")
     second.offer("r9", 9_000, "b", "b9")  # both targets past everything by the grace period
-    assert second.expire() == [] and set(recovered) == {"r9", "x"}  # done ids forgotten
+    assert second.expire() == [] and set(recovered) == {"r9", "x", progress_key(3)}
+
+
+def test_a_restarted_worker_gives_up_what_a_finished_target_will_never_answer() -> None:
+    table = _Table()
+    first: Pairing[str] = Pairing(["a", "b"], grace_ms=5_000, store=table, partition=0)
+    first.offer("r1", 1_000, "a", "a1")  # b never answers r1
+    first.offer("r9", 9_000, "b", "b9")  # b's last result: b has finished
+    second: Pairing[str] = Pairing(["a", "b"], grace_ms=5_000, store=table.replayed())
+    second.recover()
+    second.offer("r20", 20_000, "a", "a20")  # only a goes on
+    (lost,) = second.expire()
+    assert lost.id == "r1" and second.unpaired == 1
