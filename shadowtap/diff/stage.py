@@ -198,11 +198,15 @@ class DiffStage:
         """Records waiting for a target, in the partitions paired here so far."""
         return sum(p.pending for p in self._pairings.values())
 
-    def waiting(self, partitions: Iterable[int]) -> int:
-        """Records waiting for a target in ``partitions``, counted in the store: also those
-        of a partition recovered but not yet given a result since."""
-        wanted = set(partitions)
-        return sum(1 for e in self.store.values() if "sides" in e and e.get("p", 0) in wanted)
+    def waiting(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Records waiting for a target in each of ``partitions``, counted in the store: also
+        those of a partition recovered but not given a result since."""
+        counts = dict.fromkeys(partitions, 0)
+        for entry in self.store.values():
+            partition = entry.get("p", 0)
+            if "sides" in entry and partition in counts:
+                counts[partition] += 1
+        return counts
 
     @property
     def unpaired(self) -> int:

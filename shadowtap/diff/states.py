@@ -14,16 +14,20 @@ averaged per worker::
 
 A state is bounded by the run's Limits, compressed (zstd) and allowed up to
 ``MAX_STATE_BYTES`` on the topic; one larger than that is not written, and the worker says so.
+Each state also says how many records wait for a target in each partition the worker owns
+(or owned until a rebalance, or its end), and when it counted them: the report adds up each
+partition's newest count.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaException
 
 from shadowtap import compacted
 from shadowtap.clock import now_ms
@@ -32,23 +36,24 @@ from shadowtap.diff.rules import Rules
 from shadowtap.diff.run import DiffRun, Roles
 from shadowtap.diff.stage import DiffStage
 from shadowtap.diff.summary import Summary
-from shadowtap.errors import ConfigError
+from shadowtap.errors import BrokerError, ConfigError
 from shadowtap.kafka import TopicSpec, create_topics, produce
 
 log = logging.getLogger("shadowtap.diff")
 
 VERSION = 1
 MAX_STATE_BYTES = 32 * 1024 * 1024
-_HOUR_MS = 3_600_000
 
 
 def spec(settings: Settings) -> TopicSpec:
+    """Compacted and kept (no time retention): a stopped worker's last state still counts,
+    and its records are done, never compared again."""
     topics = settings.topics
     return TopicSpec(
         topics.diff_states,
         1,
         topics.replication_factor,
-        int(topics.diffs_retention_hours * _HOUR_MS),
+        -1,
         compacted=True,
         max_message_bytes=MAX_STATE_BYTES,
     )
@@ -64,49 +69,56 @@ def producer_options() -> dict[str, Any]:
 
 
 class Publisher:
-    """Writes one worker's state under its key, every ``every_s`` (also when nothing changed:
-    a fresh state says the worker is alive); never waited for in the loop but at the end."""
+    """Writes one worker's state under its key (every few seconds, and as it stops)."""
 
-    def __init__(
-        self, settings: Settings, run: str, key: str, producer: Any, every_s: float
-    ) -> None:
+    def __init__(self, settings: Settings, run: str, key: str, producer: Any) -> None:
+        self.kafka = settings.kafka
         self.topic = settings.topics.diff_states
         self.run = run
         self.key = key
         self.producer = producer
-        self.every_s = every_s  # how often the worker publishes
 
-    def publish(self, stage: DiffStage, waiting: int, *, final: bool = False) -> None:
-        """Write the stage's state (with ``waiting``, the records its partitions hold for a
-        target); ``final``: the worker stops, and waits for the broker. What its
-        partitions hold then is the next owner's to report: a final state says 0."""
-        value = encode(self.run, self.key, stage, 0 if final else waiting, self.every_s)
+    def publish(
+        self, stage: DiffStage, waiting: Mapping[int, tuple[int, int]], *, final: bool = False
+    ) -> None:
+        """Write the stage's state, with ``waiting``: ``{partition: (records waiting for a
+        target, when counted)}``. ``final``: the worker stops; wait for the acknowledgement.
+        A state too large to write is logged, never raised: the worker goes on."""
+        value = encode(self.run, self.key, stage, waiting)
         if len(value) > MAX_STATE_BYTES:
             log.error(
                 "the diff state is %d bytes, over %d: not written", len(value), MAX_STATE_BYTES
             )
-        else:
-            produce(self.producer, self.topic, value, self.key.encode(), on_delivery=_acked)
-        self.producer.poll(0)
-        if final:
-            left = self.producer.flush(15)
-            if left:
-                log.warning("%d diff records were not acknowledged as the worker stopped", left)
+            return
+        try:
+            if final:
+                compacted.save(
+                    self.kafka,
+                    self.topic,
+                    self.key,
+                    value,
+                    what="diff state",
+                    producer=self.producer,
+                )
+            else:
+                produce(self.producer, self.topic, value, self.key.encode(), on_delivery=_acked)
+                self.producer.poll(0)
+        except (BrokerError, KafkaException) as exc:
+            log.error("the diff state was not written: %s", exc)
 
 
-def encode(run: str, key: str, stage: DiffStage, waiting: int, every_s: float) -> bytes:
+def encode(run: str, key: str, stage: DiffStage, waiting: Mapping[int, tuple[int, int]]) -> bytes:
     return orjson.dumps(
         {
             "v": VERSION,
             "run": run,
             "worker": key,
             "at": now_ms(),
-            "every_s": every_s,
             "targets": list(stage.targets),
             "read": stage.read,
             "bad": stage.bad,
             "skipped": stage.skipped,
-            "waiting": waiting,
+            "waiting": {str(p): [n, at] for p, (n, at) in waiting.items()},
             "redeliveries": dict(stage.redeliveries),
             "state": stage.diff_run.state(),
         }
@@ -139,12 +151,14 @@ def merged_summary(
     redeliveries: Counter[str] = Counter()
     for record in records:
         redeliveries.update(record.get("redeliveries", {}))
-    # A worker that crashed left its last count of waiting records: those are counted by
-    # the worker that owns its partitions now, so only states as fresh as the newest count.
-    newest = max(int(r["at"]) for r in records)
-    waiting = sum(
-        int(r["waiting"]) for r in records if int(r["at"]) >= newest - 3_000 * r["every_s"]
-    )
+    # Each partition's waiting records as counted last, by whichever worker owned it then
+    # (a worker that crashed, or stopped with no one after it, keeps its last count).
+    latest: dict[str, tuple[int, int]] = {}
+    for record in records:
+        for partition, (n, at) in record["waiting"].items():
+            if partition not in latest or at > latest[partition][1]:
+                latest[partition] = (n, at)
+    waiting = sum(n for n, _ in latest.values())
     return run.summary(goals=goals, redeliveries=dict(redeliveries), waiting=waiting)
 
 

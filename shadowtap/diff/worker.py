@@ -34,11 +34,14 @@ import asyncio
 import logging
 import re
 import tempfile
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from shadowtap import faust_internals
+from shadowtap.clock import now_ms
 from shadowtap.config import Settings
 from shadowtap.diff.consumer import write_mismatches
 from shadowtap.diff.run import DiffRun
@@ -101,6 +104,8 @@ def build_app(
         value_serializer="json",
         # A waiting record's entry holds each target's result (64 KiB bodies, both sides).
         consumer_max_fetch_size=MAX_ENTRY_BYTES,
+        # Each worker keeps only its own partitions' entries: no standby copies of others'.
+        table_standby_replicas=0,
     )
     table = app.Table(
         "pairs",
@@ -116,15 +121,23 @@ def build_app(
         store=table,
         metrics=metrics,
     )
-    producer = make_producer(
-        settings.kafka,
-        {"linger.ms": 20, **producer_options(), "message.max.bytes": MAX_ENTRY_BYTES},
+    producer = make_producer(settings.kafka, {"linger.ms": 20, **producer_options()})
+    changelog = Changelog(
+        make_producer(settings.kafka, {"linger.ms": 5, "message.max.bytes": MAX_ENTRY_BYTES})
     )
-    changelog = Changelog(producer)
     key = f"{serve.run}/{uuid.uuid4().hex[:12]}"
-    publisher = Publisher(settings, serve.run, key, producer, serve.publish_s)
+    publisher = Publisher(settings, serve.run, key, producer)
+    waiting: dict[int, tuple[int, int]] = {}  # partition: (records waiting, when counted)
     secret = secret_headers(settings.processor.scrub_headers)
     source = app.topic(topics.results, key_serializer="raw", value_serializer="raw")
+
+    def owned() -> list[int]:
+        return [tp.partition for tp in app.consumer.assignment() if tp.topic == topics.results]
+
+    def count_waiting(partitions: list[int]) -> dict[int, tuple[int, int]]:
+        now = now_ms()
+        waiting.update((p, (n, now)) for p, n in stage.waiting(partitions).items())
+        return waiting
 
     @app.agent(source)
     async def diff(stream: Any) -> None:
@@ -135,40 +148,61 @@ def build_app(
                 if serve.write_diffs and mismatches:
                     write_mismatches(producer, topics.diffs, mismatches, secret)
         finally:
-            publisher.publish(stage, waiting(), final=True)
-
-    def waiting() -> int:
-        owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == topics.results]
-        return stage.waiting(owned)
+            publisher.publish(stage, count_waiting(owned()), final=True)
 
     async def publish() -> None:
-        publisher.publish(stage, waiting())
+        # The counters include what the table says was done: that must be in Kafka first,
+        # or a crash would have the next owner compare those records again.
+        try:
+            await changelog.flush()
+        except BrokerError as exc:
+            log.warning("the diff state is not published: %s", exc)
+            return
+        publisher.publish(stage, count_waiting(owned()))
 
     app.timer(serve.publish_s)(publish)
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
-        # Faust sends the set of revoked TPs: their pairing is now another worker's.
-        stage.release(tp.partition for tp in args[0] if tp.topic == topics.results)
+        # Faust sends the set of revoked TPs (every one: aiokafka rebalances eagerly); their
+        # pairings are rebuilt from the table for those that come back.
+        revoked = [tp.partition for tp in args[0] if tp.topic == topics.results]
+        count_waiting(revoked)
+        stage.release(revoked)
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
+        # The memory store forgets only the entries it recovered of a partition gone
+        # elsewhere, not those this worker wrote: drop them from memory (not from the
+        # changelog: they are the new owner's). A partition that comes back is recovered
+        # from its changelog's start.
+        mine = {tp.partition for tp in args[0] if tp.topic == topics.results}
+        store = table.data
+        for key in [k for k, e in store.items() if e.get("p") not in mine]:
+            del store[key]
 
     return app
 
 
 class Changelog:
-    """The ``pairs`` table's changelog writes, through librdkafka instead of aiokafka.
+    """The ``pairs`` table's changelog writes, through a librdkafka producer of their own.
 
     A record's results make three or four writes; sent by Faust's aiokafka producer, one at
     a time from a buffer of 100, they held the agent at a third of its speed. Taken from
-    that buffer (shadowtap.faust_internals.divert_table_writes), they are queued on the
-    worker's librdkafka producer, which Faust's pre-commit flush now flushes too
-    (``flush_also``): offsets are committed only after the writes of the events before them
-    are in Kafka. A write the broker refused fails the next commit, so its events are read
-    again rather than forgotten.
+    that buffer (shadowtap.faust_internals.divert_table_writes), they are queued here, and
+    Faust's pre-commit flush waits for them too (``flush_also``): offsets are committed only
+    after the writes made before the commit began are acknowledged (later ones may go on
+    being queued meanwhile). A write the broker refused fails the next commit (the worker
+    stops, and its events are read again by the next owner) rather than being forgotten.
     """
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: Any, wait_s: float = 30.0) -> None:
         self.producer = producer
-        self.failed = 0
+        self.wait_s = wait_s
+        self.sent = 0
+        self._settled = 0  # acknowledged or refused: delivery reports come on any thread
+        self._failed = 0
+        self._lock = threading.Lock()
         self._diverted = False
 
     def divert(self, faust_producer: Any, topic: str) -> None:
@@ -181,22 +215,36 @@ class Changelog:
     def send(
         self, topic: str, key: bytes, value: bytes | None, headers: Any, *, partition: int
     ) -> None:
+        self.sent += 1
         produce(self.producer, topic, value, key, headers=headers, partition=partition,
-                on_delivery=self._acked)  # fmt: skip
+                on_delivery=self._report)  # fmt: skip
         self.producer.poll(0)
 
     async def flush(self) -> None:
-        left = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, 30)
-        failed, self.failed = self.failed, 0
-        if left or failed:
+        """Wait until every write sent so far is settled; BrokerError if one was refused."""
+        target = self.sent
+
+        def wait() -> bool:
+            deadline = time.monotonic() + self.wait_s
+            while self._settled < target and time.monotonic() < deadline:
+                self.producer.poll(0.05)
+            return self._settled >= target
+
+        done = await asyncio.get_running_loop().run_in_executor(None, wait)
+        with self._lock:
+            failed, self._failed = self._failed, 0
+        if failed or not done:
             raise BrokerError(
-                f"{left or failed} table changelog writes were not acknowledged: the offsets "
-                "are not committed, and their results will be read again"
+                f"{failed or target - self._settled} pairs table changelog writes were not "
+                "acknowledged: offsets are not committed, and their results will be read again"
             )
 
-    def _acked(self, err: Any, _msg: Any) -> None:
+    def _report(self, err: Any, _msg: Any) -> None:
+        with self._lock:
+            self._settled += 1
+            if err is not None:
+                self._failed += 1
         if err is not None:
-            self.failed += 1
             log.error("a pairs table changelog write failed: %s", err)
 
 

@@ -148,6 +148,8 @@ def test_two_workers_share_the_pairing_and_a_third_resumes_it(
     _summary_when(settings, run, both_compared_half, tmp_path)
     for worker in first:
         worker.stop()  # the records still waiting for v2 are in the table's changelog
+    # With no worker running, the report still says what waits (as the workers left it).
+    _summary_when(settings, run, lambda f, s: s.totals.waiting == RECORDS - half, tmp_path, 5)
 
     start(run)
     _produce(settings, [(i, "v2") for i in range(half, RECORDS)])

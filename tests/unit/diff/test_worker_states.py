@@ -18,7 +18,7 @@ from tests.unit.diff.test_consumer import _result
 ROLES = Roles("v1-a", "v2", secondary="v1-b")
 
 
-def _worker(records: range, waiting: int, at: int = 0) -> dict[str, Any]:
+def _worker(records: range, waiting: dict[int, tuple[int, int]]) -> dict[str, Any]:
     """The state a worker that compared ``records`` publishes (as read back from Kafka)."""
     stage = DiffStage(DiffRun(roles=ROLES), ROLES.names)
     for i in records:
@@ -27,14 +27,12 @@ def _worker(records: range, waiting: int, at: int = 0) -> dict[str, Any]:
             stage.offer(_result(f"r{i}", target, {"n": n}, captured=i), partition=i % 3)
     first = records[0]  # delivered again:
     stage.offer(_result(f"r{first}", "v2", {"n": 1}, captured=first), partition=first % 3)
-    record = orjson.loads(states.encode("rollout", f"rollout/w{at}", stage, waiting, 5.0))
-    record["at"] += at
-    return dict(record)
+    return dict(orjson.loads(states.encode("rollout", f"rollout/w{first}", stage, waiting)))
 
 
 def test_workers_counts_are_judged_together() -> None:
-    one = _worker(range(0, 40), waiting=3)
-    two = _worker(range(40, 100), waiting=2)
+    one = _worker(range(0, 40), waiting={0: (3, 1_000), 1: (0, 1_000)})
+    two = _worker(range(40, 100), waiting={2: (2, 1_000)})
     summary = states.merged_summary([one, two], Rules())
     totals = summary.totals
     assert (totals.records, totals.compared, totals.waiting) == (100, 100, 5)
@@ -45,11 +43,12 @@ def test_workers_counts_are_judged_together() -> None:
     assert endpoint.mismatched == 25 and endpoint.fields[0].verdict == "regression"
 
 
-def test_a_crashed_workers_stale_waiting_count_is_not_added() -> None:
-    crashed = _worker(range(0, 10), waiting=7, at=-60_000)  # a minute older than the newest
-    alive = _worker(range(10, 20), waiting=1)
+def test_each_partitions_newest_waiting_count_is_the_one_reported() -> None:
+    crashed = _worker(range(0, 10), waiting={0: (7, 1_000), 1: (4, 1_000)})
+    alive = _worker(range(10, 20), waiting={0: (1, 61_000)})  # took partition 0 over
     totals = states.merged_summary([crashed, alive], Rules()).totals
-    assert totals.records == 20 and totals.waiting == 1  # its comparisons still count
+    # Its comparisons still count; partition 1 has had no owner since: its count stands.
+    assert totals.records == 20 and totals.waiting == 1 + 4
 
 
 def test_no_state_yet_is_a_clear_error() -> None:
