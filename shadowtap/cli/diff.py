@@ -116,6 +116,8 @@ def _sides(args: argparse.Namespace) -> tuple[Any, list[str]]:
     from shadowtap.diff.run import Roles
     from shadowtap.errors import ConfigError
 
+    if args.grace_s < 0:
+        raise ConfigError("--grace-s must be 0 or more: how long past a record to wait for it")
     roles = None
     if args.baseline or args.candidate:
         if not (args.baseline and args.candidate):
@@ -223,7 +225,7 @@ def diff_report_command(args: argparse.Namespace) -> int:
     from shadowtap.errors import ConfigError
 
     if bool(args.summary) == bool(args.run):
-        raise ConfigError("give a saved summary (diff-summary.json) or --run NAME, not both")
+        raise ConfigError("give one of: a saved summary (diff-summary.json), or --run NAME")
     if args.run:
         return _write(_served(args), Path(args.out))
     summary = from_json(Path(args.summary).read_bytes())
