@@ -198,15 +198,11 @@ class DiffStage:
         """Records waiting for a target, in the partitions paired here so far."""
         return sum(p.pending for p in self._pairings.values())
 
-    def waiting(self, partitions: Iterable[int]) -> dict[int, int]:
-        """Records waiting for a target in each of ``partitions``, counted in the store: also
-        those of a partition recovered but not given a result since."""
-        counts = dict.fromkeys(partitions, 0)
-        for entry in self.store.values():
-            partition = entry.get("p", 0)
-            if "sides" in entry and partition in counts:
-                counts[partition] += 1
-        return counts
+    def waiting(self) -> dict[int, int]:
+        """Records waiting for a target, per partition paired here since its assignment (a
+        partition given no result since it was recovered is not counted: it may not be
+        recovered yet)."""
+        return {partition: p.pending for partition, p in self._pairings.items()}
 
     @property
     def unpaired(self) -> int:

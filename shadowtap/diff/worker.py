@@ -131,12 +131,10 @@ def build_app(
     secret = secret_headers(settings.processor.scrub_headers)
     source = app.topic(topics.results, key_serializer="raw", value_serializer="raw")
 
-    def owned() -> list[int]:
-        return [tp.partition for tp in app.consumer.assignment() if tp.topic == topics.results]
-
-    def count_waiting(partitions: list[int]) -> dict[int, tuple[int, int]]:
+    def count_waiting() -> dict[int, tuple[int, int]]:
+        # Partitions paired here since their assignment; another's count of the others stands.
         now = now_ms()
-        waiting.update((p, (n, now)) for p, n in stage.waiting(partitions).items())
+        waiting.update((p, (n, now)) for p, n in stage.waiting().items())
         return waiting
 
     @app.agent(source)
@@ -148,7 +146,7 @@ def build_app(
                 if serve.write_diffs and mismatches:
                     write_mismatches(producer, topics.diffs, mismatches, secret)
         finally:
-            publisher.publish(stage, count_waiting(owned()), final=True)
+            publisher.publish(stage, count_waiting(), final=True)
 
     async def publish() -> None:
         # The counters include what the table says was done: that must be in Kafka first,
@@ -158,7 +156,7 @@ def build_app(
         except BrokerError as exc:
             log.warning("the diff state is not published: %s", exc)
             return
-        publisher.publish(stage, count_waiting(owned()))
+        publisher.publish(stage, count_waiting())
 
     app.timer(serve.publish_s)(publish)
 
@@ -166,9 +164,8 @@ def build_app(
     async def _revoked(sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
         # Faust sends the set of revoked TPs (every one: aiokafka rebalances eagerly); their
         # pairings are rebuilt from the table for those that come back.
-        revoked = [tp.partition for tp in args[0] if tp.topic == topics.results]
-        count_waiting(revoked)
-        stage.release(revoked)
+        count_waiting()
+        stage.release(tp.partition for tp in args[0] if tp.topic == topics.results)
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
