@@ -20,13 +20,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import KafkaException
 
 from shadowtap import results
 from shadowtap.config import Settings
 from shadowtap.diff import states
 from shadowtap.diff.rules import Rules
 from shadowtap.diff.summary import Summary
-from shadowtap.kafka import create_topics, make_producer
+from shadowtap.kafka import create_topics, make_admin, make_producer
 
 pytestmark = pytest.mark.kafka
 
@@ -109,6 +110,28 @@ def start(settings: Settings, tmp_path: Path) -> Iterator[Callable[[str], _Worke
         worker.stop()
 
 
+def _both_assigned(settings: Settings, group: str, logs: Path, limit_s: float = 60) -> None:
+    """Wait until the group's two workers each own results partitions (so both pair)."""
+    admin = make_admin(settings.kafka)
+    deadline = time.monotonic() + limit_s
+    owned: list[int] = []
+    while time.monotonic() < deadline:
+        try:
+            found = admin.describe_consumer_groups([group])[group].result(10)
+        except (KafkaException, TimeoutError):  # the group is not there yet
+            found = None
+        if found is not None and str(found.state).endswith("STABLE"):
+            owned = [
+                sum(tp.topic == settings.topics.results for tp in m.assignment.topic_partitions)
+                for m in found.members
+            ]
+            if len(owned) == 2 and all(owned):
+                return
+        time.sleep(0.5)
+    tails = "\n".join(p.read_text()[-1500:] for p in sorted(logs.glob("worker-*.log")))
+    pytest.fail(f"the two workers did not both get partitions ({owned}):\n{tails}")
+
+
 def _summary_when(
     settings: Settings, run: str, done: Callable[[list[dict[str, object]], Summary], bool],
     logs: Path, limit_s: float = 90,
@@ -124,7 +147,8 @@ def _summary_when(
         if time.monotonic() > deadline:
             tails = "\n".join(p.read_text()[-1500:] for p in sorted(logs.glob("worker-*.log")))
             totals = summary.totals if summary else None
-            pytest.fail(f"the workers did not get there ({len(found)} states, {totals}):\n{tails}")
+            waits = [(f["worker"], f["waiting"], f["read"], f["state"]["records"]) for f in found]
+            pytest.fail(f"the workers did not get there ({waits}, {totals}):\n{tails}")
         time.sleep(0.5)
 
 
@@ -134,6 +158,7 @@ def test_two_workers_share_the_pairing_and_a_third_resumes_it(
     run = f"it-{tmp_path.name[-8:]}"
     half = RECORDS // 2
     first = [start(run), start(run)]
+    _both_assigned(settings, f"shadowtap-diff-{run}", tmp_path)
     _produce(settings, [(i, t) for i in range(RECORDS) for t in ("v1-a", "v1-b")])
     _produce(settings, [(i, "v2") for i in range(half)])
 
