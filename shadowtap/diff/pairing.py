@@ -89,10 +89,9 @@ class Pairing(Generic[P]):
                 self._progress[target] = max(self._progress.get(target, -1), int(ts))
             self._saved = dict(self._progress)
         for record_id, entry in list(self.store.items()):
-            if not isinstance(entry, dict) or entry.get("p", 0) != self.partition:
+            # Records of this partition only: not another's, nor the progress entry.
+            if "ts" not in entry or entry.get("p", 0) != self.partition:
                 continue
-            if "ts" not in entry:
-                continue  # the progress entry
             heap = self._done_order if entry.get("done") else self._order
             heap.append((int(entry["ts"]), record_id))
         heapq.heapify(self._order)
@@ -162,9 +161,7 @@ class Pairing(Generic[P]):
         # Completed records leave stale heap entries until expire() passes them; when
         # expire() is not called often enough, drop them (and the oldest completed ids).
         if len(self._order) > 2 * self.max_pending:
-            self._order = [
-                (ts, i) for ts, i in self._order if "sides" in self.store.get(i, {"done": 1})
-            ]
+            self._order = [(ts, i) for ts, i in self._order if "sides" in self.store.get(i, {})]
             heapq.heapify(self._order)
         while self._done > self.max_pending:
             self._forget_oldest_done()

@@ -15,9 +15,9 @@ a grace period (shadowtap.diff.pairing, one Pairing per partition: a record's re
 its partition, as they are keyed by its id). The pairing keeps each result as its wire text,
 so a Faust table can hold it; it is decoded again when its record is compared. A result
 that cannot be read is counted and logged, never compared; one of a target the diff does
-not name is skipped. Mismatches are the samples the
-run took (at most ``Limits.samples`` per endpoint, field and view), for ``topics.diffs``
-(:func:`mismatch_record`), with no value of a header scrubbed as a secret.
+not name is skipped. Mismatches are the samples the run took (at most ``Limits.samples`` per
+endpoint, field and view), for ``topics.diffs`` (:func:`mismatch_record`), with no value of
+a header scrubbed as a secret.
 
 Metrics (shadowtap.diff.stage.DiffMetrics): ``shadowtap_diff_results_total{target}``,
 ``shadowtap_diff_redeliveries_total{target}``, ``shadowtap_diff_records_total{outcome}``
